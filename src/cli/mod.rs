@@ -1,0 +1,5 @@
+//! The command line: one file per subcommand.
+
+pub mod glpi_sandbox;
+pub mod run;
+pub mod setup_sql;

@@ -1,0 +1,42 @@
+use clap::{Parser, Subcommand};
+
+use chatwoot_glpi_bridge::cli;
+
+/// Keeps GLPI (users, contacts, tickets, followups) in step with a self-hosted
+/// Chatwoot, by reading Chatwoot's PostgreSQL change stream.
+#[derive(Debug, Parser)]
+#[command(name = "chatwoot-glpi-bridge", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the sidecar: create the publication and slot if missing, backfill
+    /// existing rows on first start, then stream changes into GLPI.
+    Run(cli::run::Args),
+    /// Print the SQL a DBA can run instead of letting the bridge create its
+    /// publication, slot and a least-privilege role.
+    SetupSql(cli::setup_sql::Args),
+    /// Start a GLPI emulator on this machine, to dry-run the bridge without a
+    /// production GLPI and see what it would create.
+    GlpiSandbox(cli::glpi_sandbox::Args),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => cli::run::execute(args).await,
+        Command::SetupSql(args) => cli::setup_sql::execute(args).await,
+        Command::GlpiSandbox(args) => cli::glpi_sandbox::execute(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

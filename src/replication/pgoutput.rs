@@ -1,0 +1,1 @@
+//! Decoding of pgoutput (protocol version 1) messages.
