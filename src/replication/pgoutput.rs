@@ -281,25 +281,13 @@ pub fn decode(data: &Bytes) -> Result<PgOutputMessage, DecodeError> {
             problem: DecodeProblem::Empty,
         });
     };
-    let message = match tag {
-        b'B' => "Begin",
-        b'C' => "Commit",
-        b'O' => "Origin",
-        b'R' => "Relation",
-        b'Y' => "Type",
-        b'I' => "Insert",
-        b'U' => "Update",
-        b'D' => "Delete",
-        b'T' => "Truncate",
-        b'M' => "Message",
-        other => {
-            return Err(DecodeError {
-                message: "(unknown)",
-                field: "tag",
-                offset: 0,
-                problem: DecodeProblem::UnknownTag(other),
-            })
-        }
+    let Some(message) = message_name(tag) else {
+        return Err(DecodeError {
+            message: "(unknown)",
+            field: "tag",
+            offset: 0,
+            problem: DecodeProblem::UnknownTag(tag),
+        });
     };
     let mut r = Reader {
         data,
@@ -392,6 +380,23 @@ pub fn decode(data: &Bytes) -> Result<PgOutputMessage, DecodeError> {
     };
     r.finish()?;
     Ok(decoded)
+}
+
+/// The name of the message kind a tag byte starts (`Insert` for `I`, ...).
+pub fn message_name(tag: u8) -> Option<&'static str> {
+    Some(match tag {
+        b'B' => "Begin",
+        b'C' => "Commit",
+        b'O' => "Origin",
+        b'R' => "Relation",
+        b'Y' => "Type",
+        b'I' => "Insert",
+        b'U' => "Update",
+        b'D' => "Delete",
+        b'T' => "Truncate",
+        b'M' => "Message",
+        _ => return None,
+    })
 }
 
 /// The relation id of an Insert, Update or Delete message, read without

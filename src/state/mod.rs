@@ -10,6 +10,7 @@
 //! writer wait for another instead of failing.
 
 pub mod changes;
+pub mod mappings;
 pub mod replication;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ use rusqlite::Connection;
 pub const SCHEMAS: &[(&str, &str)] = &[
     ("changes", changes::SCHEMA),
     ("replication", replication::SCHEMA),
+    ("mappings", mappings::SCHEMA),
+    ("outbox", crate::outbox::SCHEMA),
 ];
 
 /// How long a connection waits for another connection's write lock.
