@@ -19,7 +19,7 @@ use pgwire_replication::ReplicationClient;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use super::error::{pg_reason, ReplicationError};
+use super::error::ReplicationError;
 use super::source::SourceDb;
 use crate::chatwoot::text::{ColumnMap, RowError};
 use crate::chatwoot::{Change, RowOp, Table};
@@ -51,7 +51,10 @@ pub async fn drop_slot(
     repl.simple_query(&format!("DROP_REPLICATION_SLOT {slot}"))
         .await
         .map_err(|e| ReplicationError::from_wire(slot, &source.target(), e))?;
-    tracing::info!(slot, "dropped the replication slot of an unfinished backfill");
+    tracing::info!(
+        slot,
+        "dropped the replication slot of an unfinished backfill"
+    );
     Ok(())
 }
 
@@ -80,23 +83,19 @@ pub async fn create_slot_exporting_snapshot(
             ReplicationError::from_wire(slot, &source.target(), e)
         }
     })?;
-    let row = rows.first().ok_or_else(|| ReplicationError::Postgres {
-        doing: "creating the replication slot",
-        reason: "CREATE_REPLICATION_SLOT returned no row".into(),
-    })?;
+    let unexpected = |reason: String| {
+        ReplicationError::Stream(format!(
+            "unexpected answer to CREATE_REPLICATION_SLOT: {reason}"
+        ))
+    };
+    let row = rows.first().ok_or_else(|| unexpected("no row".into()))?;
     let text = |i: usize| {
         row.get(i)
             .and_then(|v| v.as_ref())
             .map(|b| String::from_utf8_lossy(b).into_owned())
-            .ok_or_else(|| ReplicationError::Postgres {
-                doing: "creating the replication slot",
-                reason: format!("CREATE_REPLICATION_SLOT returned no column {i}"),
-            })
+            .ok_or_else(|| unexpected(format!("no column {i}")))
     };
-    let consistent_point: Lsn = text(1)?.parse().map_err(|e| ReplicationError::Postgres {
-        doing: "creating the replication slot",
-        reason: format!("{e}"),
-    })?;
+    let consistent_point: Lsn = text(1)?.parse().map_err(|e| unexpected(format!("{e}")))?;
     let snapshot_name = text(2)?;
     tracing::info!(slot, %consistent_point, "created replication slot with exported snapshot");
     Ok(CreatedSlot {
@@ -146,8 +145,16 @@ pub async fn copy_snapshot(
 
     let started = Instant::now();
     for (table, estimate) in Table::ALL.into_iter().zip(estimates.iter().map(|e| e.1)) {
-        if copy_table(client, state, table, estimate, slot.consistent_point, page_size, cancel)
-            .await?
+        if copy_table(
+            client,
+            state,
+            table,
+            estimate,
+            slot.consistent_point,
+            page_size,
+            cancel,
+        )
+        .await?
             == BackfillOutcome::Cancelled
         {
             let _ = client.batch_execute("ROLLBACK").await;
@@ -204,7 +211,7 @@ async fn copy_table(
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "SELECT id::bigint, {select_list} FROM public.{} WHERE id > $1 ORDER BY id LIMIT $2",
+        "SELECT t.id::bigint, {select_list} FROM public.{} AS t WHERE t.id > $1::bigint ORDER BY t.id LIMIT $2::bigint",
         table.name()
     );
     let stmt = client
@@ -223,10 +230,7 @@ async fn copy_table(
         let rows = client
             .query(&stmt, &[&last_id, &limit])
             .await
-            .map_err(|e| ReplicationError::Postgres {
-                doing: "reading rows for the backfill",
-                reason: pg_reason(&e),
-            })?;
+            .map_err(|e| ReplicationError::from_pg("reading rows for the backfill", &e))?;
         let finished = (rows.len() as i64) < limit;
         let mut changes = Vec::with_capacity(rows.len());
         let mut rejected: Vec<(RowOp, RowError)> = Vec::new();
@@ -245,7 +249,10 @@ async fn copy_table(
             tracing::warn!(%error, "backfill row kept aside: it cannot be read");
         }
         done_rows += rows.len() as u64;
-        let tx = state.conn_mut().transaction()?;
+        let tx = state
+            .conn_mut()
+            .transaction()
+            .map_err(crate::state::StateError::from)?;
         crate::state::changes::append(
             &tx,
             LoggedTransaction {

@@ -27,7 +27,10 @@ pub enum ReplicationError {
     RoleLacksReplication { role: String },
 
     #[error("these Chatwoot tables are missing from database {database:?}: {}. Is DATABASE_URL pointing at Chatwoot's database (and are its migrations applied)?", .tables.join(", "))]
-    MissingTables { database: String, tables: Vec<String> },
+    MissingTables {
+        database: String,
+        tables: Vec<String>,
+    },
 
     #[error("publication {publication:?} exists but does not publish {}. As a superuser run `ALTER PUBLICATION \"{publication}\" ADD TABLE {};`", .missing.join(", "), .missing.join(", "))]
     PublicationLacksTables {
@@ -74,7 +77,13 @@ pub enum ReplicationError {
     },
 
     #[error("PostgreSQL error while {doing}: {reason}")]
-    Postgres { doing: &'static str, reason: String },
+    Postgres {
+        doing: &'static str,
+        reason: String,
+        /// A lost connection, a server shutting down, a conflict: worth
+        /// retrying. Other server errors are not.
+        transient: bool,
+    },
 
     #[error("replication stream error: {0}")]
     Stream(String),
@@ -95,7 +104,10 @@ impl ReplicationError {
             ReplicationError::Unreachable { .. }
                 | ReplicationError::SlotActive { .. }
                 | ReplicationError::Stream(_)
-                | ReplicationError::Postgres { .. }
+                | ReplicationError::Postgres {
+                    transient: true,
+                    ..
+                }
         )
     }
 
@@ -104,6 +116,10 @@ impl ReplicationError {
         ReplicationError::Postgres {
             doing,
             reason: pg_reason(err),
+            transient: match err.as_db_error() {
+                Some(db) => is_transient_sqlstate(db.code().code()),
+                None => is_connection_problem(err),
+            },
         }
     }
 
@@ -132,10 +148,14 @@ impl ReplicationError {
                     reason,
                 }
             }
-            PgWireError::Server(reason) => ReplicationError::Postgres {
-                doing: "talking to the replication connection",
-                reason,
-            },
+            PgWireError::Server(reason) => {
+                let transient = sqlstate_in(&reason).is_some_and(is_transient_sqlstate);
+                ReplicationError::Postgres {
+                    doing: "talking to the replication connection",
+                    reason,
+                    transient,
+                }
+            }
             PgWireError::Io(_) | PgWireError::Task(_) => ReplicationError::Stream(text),
             _ => ReplicationError::Stream(text),
         }
@@ -157,6 +177,39 @@ pub(crate) fn pg_reason(err: &tokio_postgres::Error) -> String {
             text
         }
     }
+}
+
+/// Server errors worth retrying: connection problems (08), insufficient
+/// resources (53), operator intervention such as a shutdown (57), conflicts
+/// (40001, 40P01), an object in use (55006).
+fn is_transient_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57")
+        || matches!(code, "40001" | "40P01" | "55006")
+}
+
+/// A client-side tokio-postgres error caused by the connection (worth
+/// retrying), not by our own query or types (a bug: not retried).
+fn is_connection_problem(err: &tokio_postgres::Error) -> bool {
+    if err.is_closed() {
+        return true;
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    let text = err.to_string();
+    text.starts_with("error connecting") || text.contains("timeout") || text.contains("timed out")
+}
+
+/// The SQLSTATE in a pgwire-replication server error's text, if any.
+fn sqlstate_in(text: &str) -> Option<&str> {
+    let start = text.find("SQLSTATE ")? + "SQLSTATE ".len();
+    text.get(start..start + 5)
 }
 
 /// `... is active for PID 1234` → `1234`.

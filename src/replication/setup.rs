@@ -69,7 +69,9 @@ pub enum SlotStatus {
     Missing,
     /// Exists with pgoutput in this database; `active_pid` is the process
     /// reading it now, if any.
-    Exists { active_pid: Option<i32> },
+    Exists {
+        active_pid: Option<i32>,
+    },
 }
 
 /// Table names of [`Table::ALL`], in order.
@@ -275,7 +277,11 @@ pub fn setup_sql(options: &SetupSqlOptions) -> String {
     let role = &options.role;
     let read_tables: Vec<&str> = published_table_names()
         .into_iter()
-        .chain(["inboxes", "active_storage_attachments", "active_storage_blobs"])
+        .chain([
+            "inboxes",
+            "active_storage_attachments",
+            "active_storage_blobs",
+        ])
         .collect();
     let mut sql = String::new();
     sql.push_str(
@@ -297,7 +303,10 @@ pub fn setup_sql(options: &SetupSqlOptions) -> String {
         )),
     }
     if let Some(db) = &options.database {
-        sql.push_str(&format!("GRANT CONNECT ON DATABASE {} TO {role};\n", quote_ident(db)));
+        sql.push_str(&format!(
+            "GRANT CONNECT ON DATABASE {} TO {role};\n",
+            quote_ident(db)
+        ));
     }
     sql.push_str(&format!("GRANT USAGE ON SCHEMA public TO {role};\n"));
     sql.push_str(&format!(

@@ -14,7 +14,8 @@ use crate::secret::Secret;
 
 /// Session settings of every connection: the backfill's `::text` values and
 /// the stream's text values must print alike (timestamps, floats).
-const SESSION_OPTIONS: &str = "-c datestyle=ISO,MDY -c intervalstyle=postgres -c extra_float_digits=1";
+const SESSION_OPTIONS: &str =
+    "-c datestyle=ISO,MDY -c intervalstyle=postgres -c extra_float_digits=1";
 
 /// How to reach Chatwoot's database.
 #[derive(Clone)]
@@ -48,12 +49,11 @@ impl SourceDb {
             None => "localhost".to_owned(),
         };
         let port = config.get_ports().first().copied().unwrap_or(5432);
-        let user = config
-            .get_user()
-            .map(str::to_owned)
-            .ok_or_else(|| ReplicationError::InvalidDatabaseUrl {
+        let user = config.get_user().map(str::to_owned).ok_or_else(|| {
+            ReplicationError::InvalidDatabaseUrl {
                 reason: "no user name".into(),
-            })?;
+            }
+        })?;
         let password = config
             .get_password()
             .map(|p| Secret::new(String::from_utf8_lossy(p).into_owned()))
@@ -79,7 +79,10 @@ impl SourceDb {
 
     /// `user@host:port/database`, for messages.
     pub fn target(&self) -> String {
-        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.database)
+        format!(
+            "{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
     }
 
     pub fn database(&self) -> &str {
@@ -160,8 +163,8 @@ mod tests {
 
     #[test]
     fn bad_url_error_does_not_echo_the_url() {
-        let err = SourceDb::from_url(&Secret::new("postgres://u:pw-xyz@host:notaport/db"))
-            .unwrap_err();
+        let err =
+            SourceDb::from_url(&Secret::new("postgres://u:pw-xyz@host:notaport/db")).unwrap_err();
         assert!(!err.to_string().contains("pw-xyz"), "{err}");
         assert!(err.to_string().contains("DATABASE_URL"), "{err}");
     }

