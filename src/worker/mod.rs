@@ -10,3 +10,4 @@
 pub mod content;
 pub mod person;
 pub mod ticket;
+pub mod senders;
