@@ -24,6 +24,7 @@ pub const SCHEMAS: &[(&str, &str)] = &[
     ("changes", changes::SCHEMA),
     ("replication", replication::SCHEMA),
     ("mappings", mappings::SCHEMA),
+    ("outbox", crate::outbox::SCHEMA),
 ];
 
 /// How long a connection waits for another connection's write lock.
