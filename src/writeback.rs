@@ -180,8 +180,11 @@ impl ChatwootDb {
                AND ((additional_attributes -> 'glpi' -> 'ticket_id') IS DISTINCT FROM to_jsonb($2::bigint)
                     OR ($3::bigint IS NOT NULL AND (additional_attributes -> 'glpi' -> 'last_synced_message_id')
                         IS DISTINCT FROM to_jsonb($3::bigint)))";
-        self.merge(sql, &[&conversation_id, &ticket_id, &last_synced_message_id])
-            .await
+        self.merge(
+            sql,
+            &[&conversation_id, &ticket_id, &last_synced_message_id],
+        )
+        .await
     }
 
     /// One transaction: the bridge's logical message, then the merge.
@@ -198,7 +201,10 @@ impl ChatwootDb {
         )
         .await
         .map_err(WriteBackError::Query)?;
-        let changed = tx.execute(sql, params).await.map_err(WriteBackError::Query)?;
+        let changed = tx
+            .execute(sql, params)
+            .await
+            .map_err(WriteBackError::Query)?;
         tx.commit().await.map_err(WriteBackError::Query)?;
         Ok(changed > 0)
     }

@@ -19,7 +19,8 @@ use crate::outbox::{ContactSnapshot, Job};
 use crate::state::mappings::{self, ContactLink, GlpiPersonType};
 
 /// The reason a contact without name, email and phone is parked with.
-pub const NOT_IDENTIFIABLE: &str = "Contact not identifiable: it has no name, email or phone number";
+pub const NOT_IDENTIFIABLE: &str =
+    "Contact not identifiable: it has no name, email or phone number";
 
 /// Search option ids (GLPI 10.0/11 `rawSearchOptions`).
 mod field {
@@ -115,7 +116,14 @@ pub async fn sync_contact_job(
         None => {
             let glpi_id = find_or_create(ctx, &fields).await?;
             ctx.complete(job, |tx| {
-                mappings::record_contact(tx, contact.id, contact.account_id, person_type, glpi_id, Some(&synced))?;
+                mappings::record_contact(
+                    tx,
+                    contact.id,
+                    contact.account_id,
+                    person_type,
+                    glpi_id,
+                    Some(&synced),
+                )?;
                 enqueue_contact_write_back(tx, contact.account_id, contact.id)
             })
         }
@@ -142,7 +150,14 @@ pub async fn ensure_contact(
     let synced = serde_json::to_string(&fields).expect("fields serialize");
     ctx.with_state(|s| -> Result<(), JobError> {
         let tx = s.conn_mut().transaction()?;
-        mappings::record_contact(&tx, contact.id, contact.account_id, person_type, glpi_id, Some(&synced))?;
+        mappings::record_contact(
+            &tx,
+            contact.id,
+            contact.account_id,
+            person_type,
+            glpi_id,
+            Some(&synced),
+        )?;
         enqueue_contact_write_back(&tx, contact.account_id, contact.id)?;
         tx.commit()?;
         Ok(())

@@ -36,7 +36,12 @@ pub fn attachment_lines(
     attachments
         .iter()
         .map(|a| {
-            if let Some(url) = a.external_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            if let Some(url) = a
+                .external_url
+                .as_deref()
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+            {
                 return url.to_owned();
             }
             let label = a
@@ -130,14 +135,21 @@ fn author(ctx: &JobContext, message: &MessageSnapshot) -> Result<Option<i64>, Jo
 }
 
 /// Finds the followup an earlier attempt created, by its marker.
-async fn find_followup(ctx: &JobContext, ticket_id: i64, message_id: i64) -> Result<Option<i64>, JobError> {
+async fn find_followup(
+    ctx: &JobContext,
+    ticket_id: i64,
+    message_id: i64,
+) -> Result<Option<i64>, JobError> {
     let marker = content::message_marker(message_id);
     let followups = ctx
         .glpi
         .list_sub_items("Ticket", ticket_id, "ITILFollowup")
         .await?;
     Ok(followups.iter().find_map(|f| {
-        let text = f.get("content").and_then(|c| c.as_str()).unwrap_or_default();
+        let text = f
+            .get("content")
+            .and_then(|c| c.as_str())
+            .unwrap_or_default();
         text.contains(&marker)
             .then(|| f.get("id").and_then(|id| id.as_i64()))
             .flatten()
@@ -201,7 +213,8 @@ pub async fn update_followup_job(
 ) -> Result<(), JobError> {
     let ticket = ticket_of(ctx, conversation_id)?;
     if ticket.first_message_id == Some(message.id) {
-        let (sender, lines) = prepare(ctx, job.account_id, ticket.display_id, message, None).await?;
+        let (sender, lines) =
+            prepare(ctx, job.account_id, ticket.display_id, message, None).await?;
         let tail = ticket.description_tail.clone().unwrap_or_else(|| {
             content::description_tail(
                 job.account_id,
@@ -212,7 +225,11 @@ pub async fn update_followup_job(
         });
         let description = content::ticket_description(&rendered(message, &sender, &lines), &tail);
         ctx.glpi
-            .update("Ticket", ticket.glpi_ticket_id, &json!({ "content": description }))
+            .update(
+                "Ticket",
+                ticket.glpi_ticket_id,
+                &json!({ "content": description }),
+            )
             .await?;
         return ctx.complete(job, |_| Ok(()));
     }
@@ -229,7 +246,11 @@ pub async fn update_followup_job(
     let (sender, lines) = prepare(ctx, job.account_id, ticket.display_id, message, None).await?;
     let body = content::followup_content(&rendered(message, &sender, &lines));
     ctx.glpi
-        .update("ITILFollowup", link.glpi_followup_id, &json!({ "content": body }))
+        .update(
+            "ITILFollowup",
+            link.glpi_followup_id,
+            &json!({ "content": body }),
+        )
         .await?;
     ctx.complete(job, |_| Ok(()))
 }

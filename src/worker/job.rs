@@ -129,14 +129,22 @@ pub fn enqueue_conversation_write_back(
 /// Runs one job to completion (recording its result) or returns why not.
 pub async fn execute(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
     match &job.kind {
-        JobKind::SyncContact { contact } => super::contact::sync_contact_job(ctx, job, contact).await,
+        JobKind::SyncContact { contact } => {
+            super::contact::sync_contact_job(ctx, job, contact).await
+        }
         JobKind::CreateTicket {
             conversation,
             contact,
             first_message,
         } => {
-            super::ticket::create_ticket_job(ctx, job, conversation, contact.as_ref(), first_message)
-                .await
+            super::ticket::create_ticket_job(
+                ctx,
+                job,
+                conversation,
+                contact.as_ref(),
+                first_message,
+            )
+            .await
         }
         JobKind::UpdateTicket {
             conversation_id,
@@ -152,7 +160,8 @@ pub async fn execute(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
             message,
         } => super::followup::update_followup_job(ctx, job, *conversation_id, message).await,
         JobKind::WriteBackContact { contact_id } => {
-            let link = ctx.with_state(|s| crate::state::mappings::contact_link(s.conn(), *contact_id))?;
+            let link =
+                ctx.with_state(|s| crate::state::mappings::contact_link(s.conn(), *contact_id))?;
             if let Some(link) = link {
                 ctx.chatwoot
                     .write_contact(*contact_id, link.person_type, link.glpi_id)
@@ -161,11 +170,15 @@ pub async fn execute(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
             ctx.complete(job, |_| Ok(()))
         }
         JobKind::WriteBackConversation { conversation_id } => {
-            let link =
-                ctx.with_state(|s| crate::state::mappings::ticket_link(s.conn(), *conversation_id))?;
+            let link = ctx
+                .with_state(|s| crate::state::mappings::ticket_link(s.conn(), *conversation_id))?;
             if let Some(link) = link {
                 ctx.chatwoot
-                    .write_conversation(*conversation_id, link.glpi_ticket_id, link.last_synced_message_id)
+                    .write_conversation(
+                        *conversation_id,
+                        link.glpi_ticket_id,
+                        link.last_synced_message_id,
+                    )
                     .await?;
             }
             ctx.complete(job, |_| Ok(()))

@@ -38,10 +38,9 @@ pub async fn create_ticket_job(
         .as_ref()
         .filter(|_| contact_mode)
         .map(|(_, fields)| fields.details());
-    let link = ctx
-        .frontend_url
-        .as_deref()
-        .map(|url| content::conversation_link(url, conversation.account_id, conversation.display_id));
+    let link = ctx.frontend_url.as_deref().map(|url| {
+        content::conversation_link(url, conversation.account_id, conversation.display_id)
+    });
     let tail = content::description_tail(
         conversation.account_id,
         conversation.id,
@@ -108,9 +107,9 @@ pub async fn create_ticket_job(
             }
             match ctx.glpi.create("Ticket", &input).await {
                 Ok(id) => id,
-                Err(err) if err.is_unknown_outcome() => {
-                    find_ticket(ctx, &marker).await?.ok_or(JobError::Glpi(err))?
-                }
+                Err(err) if err.is_unknown_outcome() => find_ticket(ctx, &marker)
+                    .await?
+                    .ok_or(JobError::Glpi(err))?,
                 Err(err) => return Err(err.into()),
             }
         }
