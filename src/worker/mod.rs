@@ -12,5 +12,6 @@ pub mod content;
 pub mod followup;
 pub mod job;
 pub mod person;
+pub mod runtime;
 pub mod senders;
 pub mod ticket;
