@@ -147,7 +147,6 @@ impl TransactionAssembler {
                 return Ok(None);
             }
         }
-        let kind = data.first().and_then(|&t| pgoutput::message_name(t));
         match pgoutput::decode(data)? {
             PgOutputMessage::Begin(_) => self.begin().map(|()| None),
             PgOutputMessage::Commit(c) => self.commit(c.end_lsn).map(Some),
@@ -166,7 +165,7 @@ impl TransactionAssembler {
             PgOutputMessage::Type(_) => Ok(None),
             change => {
                 let result = self.relations.change(&change);
-                let open = self.open_transaction(kind.unwrap_or("change"))?;
+                let open = self.open_transaction(change.name())?;
                 match result {
                     Ok(Some(change)) => open.changes.push(change),
                     Ok(None) => {}
