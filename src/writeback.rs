@@ -155,7 +155,7 @@ impl ChatwootDb {
                         CASE WHEN jsonb_typeof(additional_attributes -> 'external') = 'object'
                              THEN additional_attributes -> 'external' ELSE '{}'::jsonb END
                         || jsonb_build_object($2::text, $3::bigint))
-             WHERE id = $1
+             WHERE id = $1::int8
                AND (additional_attributes -> 'external' -> $2::text) IS DISTINCT FROM to_jsonb($3::bigint)";
         self.merge(sql, &[&contact_id, &person_type.writeback_key(), &glpi_id])
             .await
@@ -176,7 +176,7 @@ impl ChatwootDb {
                              THEN additional_attributes -> 'glpi' ELSE '{}'::jsonb END
                         || jsonb_strip_nulls(jsonb_build_object('ticket_id', $2::bigint,
                                                                'last_synced_message_id', $3::bigint)))
-             WHERE id = $1
+             WHERE id = $1::int8
                AND ((additional_attributes -> 'glpi' -> 'ticket_id') IS DISTINCT FROM to_jsonb($2::bigint)
                     OR ($3::bigint IS NOT NULL AND (additional_attributes -> 'glpi' -> 'last_synced_message_id')
                         IS DISTINCT FROM to_jsonb($3::bigint)))";
