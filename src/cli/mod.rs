@@ -1,5 +1,7 @@
 //! The command line: one file per subcommand.
 
+pub mod context;
 pub mod glpi_sandbox;
+pub mod parked;
 pub mod run;
 pub mod setup_sql;
