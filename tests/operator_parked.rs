@@ -68,15 +68,24 @@ fn list_retry_and_drop_parked_jobs() {
     )
     .unwrap();
     let listed = run(&mut state, Action::List);
-    assert!(listed.starts_with("1 parked job (each blocks only its own queue)"), "{listed}");
+    assert!(
+        listed.starts_with("1 parked job (each blocks only its own queue)"),
+        "{listed}"
+    );
     assert!(
         listed.contains(&format!(
             "#{stuck}  account 1  create_followup for message 901 of conversation 42"
         )),
         "{listed}"
     );
-    assert!(listed.contains("1 job waiting behind it in conversation:42"), "{listed}");
-    assert!(listed.contains("reason: GLPI refused: ERROR_GLPI_ADD"), "{listed}");
+    assert!(
+        listed.contains("1 job waiting behind it in conversation:42"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("reason: GLPI refused: ERROR_GLPI_ADD"),
+        "{listed}"
+    );
     assert!(listed.contains("parked retry ID"), "{listed}");
     // The parked job blocks its conversation only.
     assert_eq!(runnable_ids(&state), vec![other]);

@@ -29,6 +29,33 @@ pub fn open_existing_state(config: &Config) -> anyhow::Result<State> {
     State::open(path).with_context(|| format!("opening the state file {}", path.display()))
 }
 
+/// An ordinary connection to Chatwoot's database (the driver task runs on the
+/// current runtime).
+pub async fn connect_database(config: &Config) -> anyhow::Result<tokio_postgres::Client> {
+    let url = config.database_url()?;
+    let (client, connection) = url
+        .pg_config()
+        .with_context(|| format!("DATABASE_URL {url} is not usable"))?
+        .connect(tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("cannot connect to {url}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("database connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// "" for one, "s" otherwise.
+pub fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 /// "3s", "4m 10s", "2h 5m", "3d 4h": ages for people.
 pub fn human_duration(d: std::time::Duration) -> String {
     let s = d.as_secs();
@@ -50,6 +77,9 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(3)), "3s");
         assert_eq!(human_duration(Duration::from_secs(250)), "4m 10s");
         assert_eq!(human_duration(Duration::from_secs(7500)), "2h 5m");
-        assert_eq!(human_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)), "3d 4h");
+        assert_eq!(
+            human_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)),
+            "3d 4h"
+        );
     }
 }

@@ -5,3 +5,4 @@ pub mod glpi_sandbox;
 pub mod parked;
 pub mod run;
 pub mod setup_sql;
+pub mod status;

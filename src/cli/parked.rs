@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use crate::cli::context::{human_duration, load_config, open_existing_state};
+use crate::cli::context::{human_duration, load_config, open_existing_state, plural};
 use crate::config::ConfigArgs;
 use crate::outbox::{self, JobKind, ParkedJob, ParkedSelection};
 
@@ -162,13 +162,5 @@ pub fn describe_job(kind: &JobKind) -> String {
         JobKind::WriteBackConversation { conversation_id } => {
             format!("{name} for conversation {conversation_id}")
         }
-    }
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
     }
 }
