@@ -28,7 +28,7 @@ async fn status_reports_slot_lag_queues_parked_jobs_and_accounts() {
         mappings::record_contact(conn, 11, 1, GlpiPersonType::User, 501, None).unwrap();
         mappings::record_contact(conn, 12, 1, GlpiPersonType::User, 502, None).unwrap();
         mappings::record_contact(conn, 21, 2, GlpiPersonType::Contact, 9, None).unwrap();
-        mappings::record_ticket(conn, 100, 1, 7001, 1000, 2, 3).unwrap();
+        mappings::adopt_ticket(conn, 100, 1, 7001, Some(1000)).unwrap();
         mappings::record_followup(conn, 1001, 100, 8001).unwrap();
         mappings::record_followup(conn, 1002, 100, 8002).unwrap();
         let contact = |id| JobKind::SyncContact {
