@@ -6,3 +6,5 @@
 //! catch-up from a snapshot consistent with the slot).
 
 pub mod pgoutput;
+pub mod relations;
+pub mod transaction;

@@ -1,0 +1,289 @@
+//! Replication's own bookkeeping in the state file: which database the file
+//! belongs to, the backfill's progress, and the durable / confirmed LSNs.
+//!
+//! `durable_lsn` is written in the same SQLite transaction as the changes it
+//! covers, so after a crash the stream skips exactly the transactions that
+//! are already in the change log (nothing lost, nothing twice).
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{changes, StateError};
+use crate::lsn::Lsn;
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS replication_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    -- IDENTIFY_SYSTEM's systemid and the database name: a state file is
+    -- bound to one database.
+    system_identifier TEXT,
+    database_name TEXT,
+    slot_name TEXT,
+    -- not_started | in_progress | complete
+    backfill TEXT NOT NULL DEFAULT 'not_started',
+    consistent_point INTEGER NOT NULL DEFAULT 0,
+    -- last commit end LSN whose changes are in the change log
+    durable_lsn INTEGER NOT NULL DEFAULT 0,
+    -- last LSN confirmed to PostgreSQL (>= durable_lsn when idle)
+    confirmed_lsn INTEGER NOT NULL DEFAULT 0
+);
+INSERT OR IGNORE INTO replication_state (id) VALUES (1);
+CREATE TABLE IF NOT EXISTS backfill_progress (
+    table_name TEXT PRIMARY KEY,
+    rows_done INTEGER NOT NULL,
+    rows_estimated INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
+    done INTEGER NOT NULL
+);
+";
+
+/// Where the first start's backfill stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackfillStatus {
+    NotStarted,
+    /// Started but not finished: its exported snapshot died with the process
+    /// that took it, so it is discarded and redone.
+    InProgress,
+    Complete,
+}
+
+impl BackfillStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            BackfillStatus::NotStarted => "not_started",
+            BackfillStatus::InProgress => "in_progress",
+            BackfillStatus::Complete => "complete",
+        }
+    }
+
+    fn parse(s: &str) -> BackfillStatus {
+        match s {
+            "complete" => BackfillStatus::Complete,
+            "in_progress" => BackfillStatus::InProgress,
+            _ => BackfillStatus::NotStarted,
+        }
+    }
+
+    pub fn is_complete(self) -> bool {
+        self == BackfillStatus::Complete
+    }
+}
+
+/// The database a state file belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceIdentity {
+    pub system_identifier: String,
+    pub database_name: String,
+}
+
+/// Replication's row of the state file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationState {
+    pub source: Option<SourceIdentity>,
+    pub slot_name: Option<String>,
+    pub backfill: BackfillStatus,
+    pub consistent_point: Lsn,
+    pub durable_lsn: Lsn,
+    pub confirmed_lsn: Lsn,
+}
+
+/// Progress of one table's backfill.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableProgress {
+    pub table_name: String,
+    pub rows_done: u64,
+    pub rows_estimated: u64,
+    pub last_id: i64,
+    pub done: bool,
+}
+
+pub fn load(conn: &Connection) -> Result<ReplicationState, StateError> {
+    let state = conn.query_row(
+        "SELECT system_identifier, database_name, slot_name, backfill, consistent_point, durable_lsn, confirmed_lsn
+         FROM replication_state WHERE id = 1",
+        [],
+        |r| {
+            let system: Option<String> = r.get(0)?;
+            let database: Option<String> = r.get(1)?;
+            Ok(ReplicationState {
+                source: system.zip(database).map(|(system_identifier, database_name)| {
+                    SourceIdentity {
+                        system_identifier,
+                        database_name,
+                    }
+                }),
+                slot_name: r.get(2)?,
+                backfill: BackfillStatus::parse(&r.get::<_, String>(3)?),
+                consistent_point: Lsn::from_sql(r.get(4)?),
+                durable_lsn: Lsn::from_sql(r.get(5)?),
+                confirmed_lsn: Lsn::from_sql(r.get(6)?),
+            })
+        },
+    )?;
+    Ok(state)
+}
+
+/// Binds the state file to a database (first start).
+pub fn bind_source(
+    conn: &Connection,
+    source: &SourceIdentity,
+    slot_name: &str,
+) -> Result<(), StateError> {
+    conn.execute(
+        "UPDATE replication_state SET system_identifier = ?1, database_name = ?2, slot_name = ?3 WHERE id = 1",
+        params![source.system_identifier, source.database_name, slot_name],
+    )?;
+    Ok(())
+}
+
+/// Starts a (re)do of the backfill: discards any partial one (its changes and
+/// progress) in one SQLite transaction.
+pub fn start_backfill(
+    conn: &mut Connection,
+    consistent_point: Lsn,
+    estimates: &[(&str, u64)],
+) -> Result<(), StateError> {
+    let tx = conn.transaction()?;
+    changes::clear(&tx)?;
+    tx.execute("DELETE FROM backfill_progress", [])?;
+    for (table, estimate) in estimates {
+        tx.execute(
+            "INSERT INTO backfill_progress (table_name, rows_done, rows_estimated, last_id, done) VALUES (?1, 0, ?2, 0, 0)",
+            params![table, *estimate as i64],
+        )?;
+    }
+    tx.execute(
+        "UPDATE replication_state SET backfill = ?1, consistent_point = ?2, durable_lsn = 0, confirmed_lsn = 0 WHERE id = 1",
+        params![BackfillStatus::InProgress.as_str(), consistent_point.to_sql()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Records one backfilled page (inside the caller's SQLite transaction, the
+/// one that appended the page's rows).
+pub fn record_backfill_page(
+    conn: &Connection,
+    table: &str,
+    rows: u64,
+    last_id: i64,
+    done: bool,
+) -> Result<(), StateError> {
+    conn.execute(
+        "UPDATE backfill_progress SET rows_done = rows_done + ?2, last_id = ?3, done = ?4 WHERE table_name = ?1",
+        params![table, rows as i64, last_id, done],
+    )?;
+    Ok(())
+}
+
+/// Marks the backfill complete: the change log now holds every row of the
+/// snapshot, and streaming continues from the consistent point.
+pub fn complete_backfill(conn: &Connection) -> Result<(), StateError> {
+    conn.execute(
+        "UPDATE replication_state SET backfill = ?1, durable_lsn = max(durable_lsn, consistent_point) WHERE id = 1",
+        [BackfillStatus::Complete.as_str()],
+    )?;
+    Ok(())
+}
+
+pub fn backfill_progress(conn: &Connection) -> Result<Vec<TableProgress>, StateError> {
+    let mut stmt = conn.prepare(
+        "SELECT table_name, rows_done, rows_estimated, last_id, done FROM backfill_progress ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(TableProgress {
+            table_name: r.get(0)?,
+            rows_done: r.get::<_, i64>(1)? as u64,
+            rows_estimated: r.get::<_, i64>(2)? as u64,
+            last_id: r.get(3)?,
+            done: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records `lsn` as durable (inside the caller's SQLite transaction, the one
+/// that appended the changes up to it).
+pub fn set_durable_lsn(conn: &Connection, lsn: Lsn) -> Result<(), StateError> {
+    conn.execute(
+        "UPDATE replication_state SET durable_lsn = max(durable_lsn, ?1) WHERE id = 1",
+        [lsn.to_sql()],
+    )?;
+    Ok(())
+}
+
+/// Records the last LSN confirmed to PostgreSQL.
+pub fn set_confirmed_lsn(conn: &Connection, lsn: Lsn) -> Result<(), StateError> {
+    conn.execute(
+        "UPDATE replication_state SET confirmed_lsn = max(confirmed_lsn, ?1) WHERE id = 1",
+        [lsn.to_sql()],
+    )?;
+    Ok(())
+}
+
+/// The slot name the state file was used with, if any.
+pub fn slot_name(conn: &Connection) -> Result<Option<String>, StateError> {
+    Ok(conn
+        .query_row(
+            "SELECT slot_name FROM replication_state WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::State;
+
+    #[test]
+    fn backfill_restart_discards_partial_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = State::open(dir.path().join("s.sqlite3")).unwrap();
+        let fresh = load(state.conn()).unwrap();
+        assert_eq!(fresh.backfill, BackfillStatus::NotStarted);
+        assert_eq!(fresh.source, None);
+
+        start_backfill(state.conn_mut(), Lsn(50), &[("accounts", 10)]).unwrap();
+        state
+            .append_transactions(&[changes::LoggedTransaction {
+                commit_lsn: Lsn(50),
+                from_bridge: false,
+                changes: &[crate::chatwoot::Change::Truncate { tables: vec![] }],
+            }])
+            .unwrap();
+        record_backfill_page(state.conn(), "accounts", 1, 7, false).unwrap();
+        assert_eq!(state.depth().unwrap(), 1);
+        assert_eq!(backfill_progress(state.conn()).unwrap()[0].rows_done, 1);
+
+        // A redo after a crash starts from nothing.
+        start_backfill(state.conn_mut(), Lsn(90), &[("accounts", 11)]).unwrap();
+        assert_eq!(state.depth().unwrap(), 0);
+        let progress = backfill_progress(state.conn()).unwrap();
+        assert_eq!((progress[0].rows_done, progress[0].rows_estimated), (0, 11));
+        let st = load(state.conn()).unwrap();
+        assert_eq!(
+            (st.backfill, st.consistent_point, st.durable_lsn),
+            (BackfillStatus::InProgress, Lsn(90), Lsn::ZERO)
+        );
+
+        complete_backfill(state.conn()).unwrap();
+        let st = load(state.conn()).unwrap();
+        assert_eq!(
+            (st.backfill, st.durable_lsn),
+            (BackfillStatus::Complete, Lsn(90))
+        );
+
+        let source = SourceIdentity {
+            system_identifier: "7".into(),
+            database_name: "chatwoot".into(),
+        };
+        bind_source(state.conn(), &source, "slot").unwrap();
+        assert_eq!(load(state.conn()).unwrap().source, Some(source));
+        assert_eq!(slot_name(state.conn()).unwrap().as_deref(), Some("slot"));
+        set_confirmed_lsn(state.conn(), Lsn(120)).unwrap();
+        set_confirmed_lsn(state.conn(), Lsn(100)).unwrap();
+        assert_eq!(load(state.conn()).unwrap().confirmed_lsn, Lsn(120));
+    }
+}
