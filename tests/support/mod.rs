@@ -189,3 +189,4 @@ pub mod chatwoot {
         )
     }
 }
+pub mod workload;
