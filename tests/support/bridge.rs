@@ -31,12 +31,7 @@ pub struct StaticAccounts {
 
 impl AccountLookup for StaticAccounts {
     fn account(&self, account_id: i64) -> Result<Option<AccountGlpi>, String> {
-        Ok(self
-            .accounts
-            .lock()
-            .unwrap()
-            .get(&account_id)
-            .cloned())
+        Ok(self.accounts.lock().unwrap().get(&account_id).cloned())
     }
 }
 
@@ -71,9 +66,14 @@ pub struct JobEnv {
 impl JobEnv {
     /// A database with account 1, an emulator of `version`, account 1 synced
     /// in `person_type` mode, and running workers.
-    pub async fn start(version: GlpiVersion, person_type: GlpiPersonType, config: WorkerConfig) -> JobEnv {
+    pub async fn start(
+        version: GlpiVersion,
+        person_type: GlpiPersonType,
+        config: WorkerConfig,
+    ) -> JobEnv {
         let db = shared_cluster().create_database();
-        db.execute(&super::chatwoot::insert_account_sql("Acme")).await;
+        db.execute(&super::chatwoot::insert_account_sql("Acme"))
+            .await;
         let emulator = Emulator::start(EmulatorConfig {
             version,
             ..EmulatorConfig::default()
@@ -130,7 +130,8 @@ impl JobEnv {
         self.wake.notify_one();
     }
 
-    /// Waits until the outbox holds no pending job (parked ones may remain).
+    /// Waits until every pending job is done, except those waiting behind a
+    /// parked job of their queue.
     pub async fn drain(&self) {
         let path = self.state_path.clone();
         wait_until(Duration::from_secs(30), "the outbox to drain", move || {
@@ -138,7 +139,12 @@ impl JobEnv {
             async move {
                 let state = State::open(&path).unwrap();
                 let depth = outbox::depth(state.conn()).unwrap();
-                depth.pending == 0
+                let blocked: u64 = outbox::parked(state.conn())
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.blocked_jobs)
+                    .sum();
+                depth.pending == blocked
             }
         })
         .await;
