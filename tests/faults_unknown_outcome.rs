@@ -19,7 +19,9 @@ mod support;
 use std::time::Duration;
 
 use chatwoot_glpi_bridge::glpi_emulator::{Fault, GlpiVersion};
-use chatwoot_glpi_bridge::outbox::{keys, ContactSnapshot, ConversationSnapshot, JobKind, MessageSnapshot};
+use chatwoot_glpi_bridge::outbox::{
+    keys, ContactSnapshot, ConversationSnapshot, JobKind, MessageSnapshot,
+};
 use chatwoot_glpi_bridge::state::mappings::{self, GlpiPersonType};
 use chatwoot_glpi_bridge::worker::job;
 use faults_common::Rig;
@@ -54,7 +56,8 @@ fn message(id: i64, conversation_id: i64, message_type: i32, text: &str) -> Mess
         private: false,
         text: text.to_owned(),
         sender_type: Some(if message_type == 0 { "Contact" } else { "User" }.to_owned()),
-        sender_id: Some(if message_type == 0 { 1 } else { 1 }),
+        // Contact 1 for incoming messages, agent (user) 1 otherwise.
+        sender_id: Some(1),
         created_at: format!("2026-11-28 08:00:{:02}.123456", id % 60),
         deleted: false,
         attachments: Vec::new(),
@@ -89,11 +92,16 @@ async fn lose_then_drain(rig: &Rig, itemtype: &str, loss: Loss) {
         let before = rig.count(itemtype);
         let ctx = rig.context();
         let job = rig.next_job().expect("a job to run");
-        let attempt = tokio::spawn(async move { job::execute(&ctx, &job).await.map_err(|e| e.to_string()) });
+        let attempt =
+            tokio::spawn(async move { job::execute(&ctx, &job).await.map_err(|e| e.to_string()) });
         let start = std::time::Instant::now();
         while rig.count(itemtype) == before {
             assert!(start.elapsed() < DRAIN, "the create never reached GLPI");
-            assert!(!attempt.is_finished(), "the job ended before its create: {:?}", attempt.await);
+            assert!(
+                !attempt.is_finished(),
+                "the job ended before its create: {:?}",
+                attempt.await
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         attempt.abort();
@@ -122,7 +130,12 @@ async fn insert_contact_row(rig: &Rig, c: &ContactSnapshot) {
         .expect("contact row");
 }
 
-async fn person_once(version: GlpiVersion, person_type: GlpiPersonType, c: ContactSnapshot, loss: Loss) {
+async fn person_once(
+    version: GlpiVersion,
+    person_type: GlpiPersonType,
+    c: ContactSnapshot,
+    loss: Loss,
+) {
     let rig = Rig::new(version, person_type).await;
     insert_contact_row(&rig, &c).await;
     rig.enqueue(
@@ -137,19 +150,30 @@ async fn person_once(version: GlpiVersion, person_type: GlpiPersonType, c: Conta
         rig.count(itemtype) - before,
         1,
         "exactly one GLPI {itemtype} for contact {c:?} ({version:?}, {loss:?}); requests: {:?}",
-        rig.glpi.requests().iter().map(|r| format!("{} {} {}", r.method, r.path, r.status)).collect::<Vec<_>>()
+        rig.glpi
+            .requests()
+            .iter()
+            .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+            .collect::<Vec<_>>()
     );
     let link = mappings::contact_link(rig.state().conn(), c.id)
         .expect("state")
         .expect("the contact is linked");
     let created = rig.glpi.items(itemtype).last().cloned().expect("created");
-    assert_eq!(Some(link.glpi_id), created["id"].as_i64(), "linked to the one created");
+    assert_eq!(
+        Some(link.glpi_id),
+        created["id"].as_i64(),
+        "linked to the one created"
+    );
     // The write-back job ran too.
     let attrs: String = rig
         .db
         .connect()
         .await
-        .query_one("SELECT additional_attributes::text FROM contacts WHERE id = $1", &[&(c.id as i32)])
+        .query_one(
+            "SELECT additional_attributes::text FROM contacts WHERE id = $1",
+            &[&(c.id as i32)],
+        )
         .await
         .expect("attrs")
         .get(0);
@@ -164,7 +188,12 @@ async fn ticket_and_followup_once(version: GlpiVersion, person_type: GlpiPersonT
     let c = contact(1, "Zoé O'Neil", Some("zoe.oneil@example.com"), None);
     insert_contact_row(&rig, &c).await;
     // Content GLPI 10 encodes: the marker must survive it.
-    let first = message(11, 5, 0, "Printer <b>broken</b> & <script>alert(1)</script>\nsecond line");
+    let first = message(
+        11,
+        5,
+        0,
+        "Printer <b>broken</b> & <script>alert(1)</script>\nsecond line",
+    );
     rig.enqueue(
         &keys::conversation_queue(5),
         &keys::create_ticket(5),
@@ -174,9 +203,18 @@ async fn ticket_and_followup_once(version: GlpiVersion, person_type: GlpiPersonT
             first_message: first,
         },
     );
+    let users_before = rig.count("User");
     lose_then_drain(&rig, "Ticket", loss).await;
-    assert_eq!(rig.count("Ticket"), 1, "exactly one ticket ({version:?}, {loss:?})");
-    assert_eq!(rig.count("User") - 1, 1, "exactly one requester user");
+    assert_eq!(
+        rig.count("Ticket"),
+        1,
+        "exactly one ticket ({version:?}, {loss:?})"
+    );
+    assert_eq!(
+        rig.count("User") - users_before,
+        1,
+        "exactly one requester user"
+    );
     let ticket = rig.glpi.items("Ticket")[0].clone();
     let link = mappings::ticket_link(rig.state().conn(), 5)
         .expect("state")
@@ -240,7 +278,12 @@ both_versions! {
 /// details in its description; the marker still finds it.
 async fn contact_mode_ticket(version: GlpiVersion) {
     let rig = Rig::new(version, GlpiPersonType::Contact).await;
-    let c = contact(1, "Zoé O'Neil", Some("zoe.oneil@example.com"), Some("+33 6 12 34 56 78"));
+    let c = contact(
+        1,
+        "Zoé O'Neil",
+        Some("zoe.oneil@example.com"),
+        Some("+33 6 12 34 56 78"),
+    );
     insert_contact_row(&rig, &c).await;
     rig.enqueue(
         &keys::conversation_queue(7),

@@ -108,7 +108,10 @@ impl Rig {
 
     /// A job context like the workers build, for running one job by hand.
     pub fn context(&self) -> JobContext {
-        let mut config = GlpiConfig::new(self.account.api_url.clone(), self.account.user_token.clone());
+        let mut config = GlpiConfig::new(
+            self.account.api_url.clone(),
+            self.account.user_token.clone(),
+        );
         config.app_token = self.account.app_token.clone();
         let chatwoot = self.chatwoot();
         JobContext {

@@ -292,10 +292,21 @@ impl Workload {
             match self.rng.random_range(0..10u32) {
                 0..=4 => (
                     name,
-                    Some(format!("{}.{}{n}-{salt:x}@example.com", first.to_lowercase(), last.to_lowercase())),
+                    Some(format!(
+                        "{}.{}{n}-{salt:x}@example.com",
+                        first.to_lowercase(),
+                        last.to_lowercase()
+                    )),
                     None,
                 ),
-                5..=6 => (name, None, Some(format!("+4930{:08}", n * 7919 % 100_000_000 + u64::from(salt % 1000)))),
+                5..=6 => (
+                    name,
+                    None,
+                    Some(format!(
+                        "+4930{:08}",
+                        n * 7919 % 100_000_000 + u64::from(salt % 1000)
+                    )),
+                ),
                 7 => (
                     name,
                     Some(format!("both{n}-{salt:x}@example.org")),
@@ -322,11 +333,11 @@ impl Workload {
         let contact = self.random_contact().await?;
         let account = self.account.account_id as i32;
         let inbox = self.account.inbox_id as i32;
-        let subject = self
-            .rng
-            .random_bool(0.2)
-            .then(|| json!({"mail_subject": format!("Order #{} & <delivery>", self.serial)}))
-            .unwrap_or_else(|| json!({}));
+        let subject = if self.rng.random_bool(0.2) {
+            json!({"mail_subject": format!("Order #{} & <delivery>", self.serial)})
+        } else {
+            json!({})
+        };
         self.client()
             .await?
             .execute(
@@ -424,8 +435,12 @@ fn pick<'a>(rng: &mut StdRng, from: &[&'a str]) -> &'a str {
     from[rng.random_range(0..from.len())]
 }
 
-const FIRST: &[&str] = &["Alice", "Bob", "Chloé", "Dmitri", "Eve", "Fatima", "Günther", "Hiro"];
-const LAST: &[&str] = &["Martin", "O'Neil", "Nguyen", "Smith", "Müller", "García", "Kowalski"];
+const FIRST: &[&str] = &[
+    "Alice", "Bob", "Chloé", "Dmitri", "Eve", "Fatima", "Günther", "Hiro",
+];
+const LAST: &[&str] = &[
+    "Martin", "O'Neil", "Nguyen", "Smith", "Müller", "García", "Kowalski",
+];
 
 /// What GLPI must hold for one account, read from Chatwoot's tables.
 #[derive(Debug)]
@@ -560,7 +575,9 @@ impl Expected {
                 .filter_map(|t| t["id"].as_i64())
                 .collect();
             let [ticket] = holders[..] else {
-                problems.push(format!("conversation {conversation}: tickets {holders:?} carry {marker}"));
+                problems.push(format!(
+                    "conversation {conversation}: tickets {holders:?} carry {marker}"
+                ));
                 continue;
             };
             let attrs = &self.conversation_attributes[conversation];
@@ -593,7 +610,9 @@ impl Expected {
         }
         let orphans = followups.len() - checked.followups.min(followups.len());
         if orphans > 0 && problems.is_empty() {
-            problems.push(format!("{orphans} followups belong to no expected conversation"));
+            problems.push(format!(
+                "{orphans} followups belong to no expected conversation"
+            ));
         }
         if problems.is_empty() {
             Ok(checked)
