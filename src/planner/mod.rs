@@ -28,6 +28,13 @@ pub use accounts::SettingsBook;
 pub use plan::{PlanError, PlanStats, CONTACT_NOT_IDENTIFIABLE};
 pub use settings::ConfiguredAccounts;
 
+#[cfg(test)]
+mod plan_message_tests;
+#[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
+mod test_support;
+
 /// Changes planned per SQLite transaction: large enough that the commit
 /// (an fsync) is amortised over many changes.
 pub const DEFAULT_BATCH_SIZE: usize = 5_000;
