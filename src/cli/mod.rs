@@ -1,5 +1,8 @@
 //! The command line: one file per subcommand.
 
+pub mod context;
 pub mod glpi_sandbox;
+pub mod parked;
 pub mod run;
 pub mod setup_sql;
+pub mod status;

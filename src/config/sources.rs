@@ -243,6 +243,7 @@ impl clap::Args for ConfigArgs {
                 .long(CONFIG_ARG)
                 .value_name("PATH")
                 .value_parser(clap::value_parser!(PathBuf))
+                .global(true)
                 .help("TOML file with settings (keys as in the README's configuration reference)"),
         );
         for key in Key::ALL {
@@ -256,6 +257,7 @@ impl clap::Args for ConfigArgs {
                 clap::Arg::new(flag)
                     .long(flag)
                     .value_name(def.value_name)
+                    .global(true)
                     .help(format!(
                         "{} [env: {}]{default}",
                         first_sentence(def.meaning),
