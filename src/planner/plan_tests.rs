@@ -261,7 +261,7 @@ fn own_write_backs_update_the_cache_and_plan_nothing() {
     h.commit(vec![message(Insert, message_row(70, 7, "Hello"))]);
     h.run_all_jobs();
     mappings::record_contact(h.conn(), 5, 1, GlpiPersonType::User, 42, None).unwrap();
-    mappings::record_ticket(h.conn(), 7, 1, 900, 70, 2, 3).unwrap();
+    mappings::adopt_ticket(h.conn(), 7, 1, 900, Some(70)).unwrap();
 
     let mut c = contact_row(5, "Test User", Some("test@example.com"), None);
     c.additional_attributes = Field::Value(json!({"external": {"glpi_user_id": 42}}));
@@ -290,7 +290,7 @@ fn clobbered_keys_are_written_back_again() {
     h.commit(vec![message(Insert, message_row(70, 7, "Hello"))]);
     h.run_all_jobs();
     mappings::record_contact(h.conn(), 5, 1, GlpiPersonType::User, 42, None).unwrap();
-    mappings::record_ticket(h.conn(), 7, 1, 900, 70, 2, 3).unwrap();
+    mappings::adopt_ticket(h.conn(), 7, 1, 900, Some(70)).unwrap();
 
     // The avatar job rewrites additional_attributes from a stale copy.
     let mut c = contact_row(5, "Test User", Some("test@example.com"), None);
