@@ -23,6 +23,8 @@ pub use settings::Key;
 pub use sources::ConfigArgs;
 use sources::{describe, RawValue};
 
+use crate::glpi::GlpiConfig;
+use crate::planner::settings::{ConfiguredAccounts, GlpiSettings};
 use crate::secret::Secret;
 
 /// Why the configuration was refused. Every message names the setting and
@@ -117,22 +119,6 @@ impl std::str::FromStr for BackfillPolicy {
 pub enum LogFormat {
     Human,
     Json,
-}
-
-/// GLPI sync type: what a Chatwoot contact becomes in GLPI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SyncType {
-    User,
-    Contact,
-}
-
-impl SyncType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncType::User => "user",
-            SyncType::Contact => "contact",
-        }
-    }
 }
 
 /// Chatwoot's database URL, with its password kept apart as a [`Secret`].
@@ -255,22 +241,6 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
-/// A GLPI account configured in the bridge's own settings (for a Chatwoot
-/// without the GLPI integration app), applied to the listed Chatwoot accounts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EnvAccount {
-    pub account_ids: Vec<i64>,
-    pub api_url: String,
-    pub app_token: Option<Secret>,
-    pub user_token: Secret,
-    pub entity_id: i64,
-    pub sync_type: SyncType,
-    /// 1 = Incident, 2 = Request.
-    pub ticket_type: i32,
-    pub category_id: Option<i64>,
-    pub default_user_id: Option<i64>,
-}
-
 /// Where the metrics HTTP endpoint listens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetricsAddr {
@@ -297,9 +267,10 @@ pub struct Config {
     pub glpi_max_in_flight: usize,
     pub glpi_allow_http: bool,
     pub glpi_ca_cert: Option<PathBuf>,
-    /// The environment-configured GLPI account, when `GLPI_ACCOUNT_IDS` names
-    /// at least one account.
-    pub env_account: Option<EnvAccount>,
+    /// The GLPI account of the bridge's own configuration and the Chatwoot
+    /// accounts it serves (empty when `GLPI_ACCOUNT_IDS` names none); parsed
+    /// by the planner's settings parser, the same that reads hook rows.
+    pub glpi_account: ConfiguredAccounts,
 }
 
 impl Config {
@@ -335,6 +306,18 @@ impl Config {
         })
     }
 
+    /// The GLPI client configuration for one account's settings (hook row or
+    /// configuration), with this configuration's pacing and TLS settings.
+    pub fn glpi_client_config(&self, glpi: &GlpiSettings) -> GlpiConfig {
+        let mut config = GlpiConfig::new(glpi.api_url.clone(), glpi.user_token.clone());
+        config.app_token = (!glpi.app_token.is_empty()).then(|| glpi.app_token.clone());
+        config.requests_per_second = self.glpi_rate_limit;
+        config.max_in_flight = self.glpi_max_in_flight;
+        config.allow_http = self.glpi_allow_http;
+        config.ca_cert = self.glpi_ca_cert.clone();
+        config
+    }
+
     fn from_raw(raw: &BTreeMap<Key, RawValue>) -> Result<Config, ConfigError> {
         let v = Values(raw);
         let metrics_addr = v.parse(Key::MetricsAddr, |s| match s.trim() {
@@ -366,67 +349,28 @@ impl Config {
             glpi_max_in_flight: v.parse(Key::GlpiMaxInFlight, |s| parse_count(s, 1))?,
             glpi_allow_http: v.parse(Key::GlpiAllowHttp, parse_bool)?,
             glpi_ca_cert: v.opt(Key::GlpiCaCert, |s| Ok(PathBuf::from(s.trim())))?,
-            env_account: env_account(&v)?,
+            glpi_account: configured_accounts(raw)?,
         })
     }
 }
 
-/// The environment-configured account: present when account ids are named;
-/// its other settings are then required or defaulted.
-fn env_account(v: &Values) -> Result<Option<EnvAccount>, ConfigError> {
-    let account_ids = v.opt(Key::AccountIds, parse_id_list)?.unwrap_or_default();
-    if account_ids.is_empty() {
-        if let Some(api_url) = v.0.get(&Key::AccountApiUrl) {
-            return Err(ConfigError::Invalid {
-                origin: describe(Key::AccountApiUrl, &api_url.source),
-                reason: format!(
-                    "a GLPI API URL is set but no Chatwoot account uses it: name the accounts with {}",
-                    how_to_set(Key::AccountIds)
-                ),
-            });
-        }
-        return Ok(None);
-    }
-    let missing = |what, key| ConfigError::Missing { what, key };
-    let api_url = v
-        .opt(Key::AccountApiUrl, |s| Ok(s.trim().to_owned()))?
-        .ok_or_else(|| {
-            missing(
-                "GLPI_ACCOUNT_IDS is set but the GLPI API URL",
-                Key::AccountApiUrl,
-            )
-        })?;
-    let user_token = v
-        .opt(Key::AccountUserToken, |s| Ok(Secret::new(s.trim())))?
-        .ok_or_else(|| {
-            missing(
-                "GLPI_ACCOUNT_IDS is set but the GLPI user token",
-                Key::AccountUserToken,
-            )
-        })?;
-    Ok(Some(EnvAccount {
-        account_ids,
-        api_url,
-        app_token: v.opt(Key::AccountAppToken, |s| Ok(Secret::new(s.trim())))?,
-        user_token,
-        entity_id: v.parse(Key::AccountEntityId, |s| parse_id(s, 0))?,
-        sync_type: v.parse(Key::AccountSyncType, |s| match s.trim() {
-            "user" => Ok(SyncType::User),
-            "contact" => Ok(SyncType::Contact),
-            other => Err(format!(
-                "{other:?} is not a sync type: use `user` or `contact`"
-            )),
-        })?,
-        ticket_type: v.parse(Key::AccountTicketType, |s| match s.trim() {
-            "1" => Ok(1),
-            "2" => Ok(2),
-            other => Err(format!(
-                "{other:?} is not a ticket type: use 1 (Incident) or 2 (Request)"
-            )),
-        })?,
-        category_id: v.opt(Key::AccountCategoryId, |s| parse_id(s, 1))?,
-        default_user_id: v.opt(Key::AccountDefaultUserId, |s| parse_id(s, 0))?,
-    }))
+/// The `glpi_account.*` settings, whatever their source, handed to the
+/// planner's parser under their environment names (so hook rows and the
+/// configuration are validated by one function).
+fn configured_accounts(raw: &BTreeMap<Key, RawValue>) -> Result<ConfiguredAccounts, ConfigError> {
+    let lookup = |var: &str| {
+        Key::ALL
+            .into_iter()
+            .find(|k| k.def().env == var)
+            .and_then(|k| raw.get(&k))
+            .map(|value| value.text.clone())
+    };
+    ConfiguredAccounts::from_lookup(lookup).map_err(|e| ConfigError::Invalid {
+        origin:
+            "GLPI account settings (`glpi_account.*` in the file, GLPI_* variables, --glpi-* flags)"
+                .to_owned(),
+        reason: e.problems.join("; "),
+    })
 }
 
 /// Typed access to the merged raw values, wrapping parse errors with the
@@ -504,29 +448,6 @@ fn parse_count(s: &str, min: usize) -> Result<usize, String> {
         return Err(format!("must be at least {min}, got {n}"));
     }
     Ok(n)
-}
-
-fn parse_id(s: &str, min: i64) -> Result<i64, String> {
-    let n: i64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not an id (a whole number)"))?;
-    if n < min {
-        return Err(format!("must be at least {min}, got {n}"));
-    }
-    Ok(n)
-}
-
-fn parse_id_list(s: &str) -> Result<Vec<i64>, String> {
-    let mut ids = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let id = parse_id(part, 1)
-            .map_err(|e| format!("{e}; write account ids separated by commas, e.g. 1,4,7"))?;
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    Ok(ids)
 }
 
 fn parse_bool(s: &str) -> Result<bool, String> {

