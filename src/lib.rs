@@ -18,9 +18,11 @@
 
 pub mod chatwoot;
 pub mod cli;
+pub mod config;
 pub mod glpi;
 pub mod glpi_emulator;
 pub mod lsn;
+pub mod observability;
 pub mod outbox;
 pub mod planner;
 pub mod replication;

@@ -22,6 +22,12 @@ enum Command {
     /// Start a GLPI emulator on this machine, to dry-run the bridge without a
     /// production GLPI and see what it would create.
     GlpiSandbox(cli::glpi_sandbox::Args),
+    /// List, retry or drop jobs that failed permanently (GLPI refused them or
+    /// the record cannot be synced); each blocks only its own conversation.
+    Parked(cli::parked::Args),
+    /// Show where the bridge stands: slot lag, confirmed LSN, backfill,
+    /// outbox depth, parked jobs and per-account counts.
+    Status(cli::status::Args),
 }
 
 #[tokio::main]
@@ -31,6 +37,8 @@ async fn main() -> std::process::ExitCode {
         Command::Run(args) => cli::run::execute(args).await,
         Command::SetupSql(args) => cli::setup_sql::execute(args).await,
         Command::GlpiSandbox(args) => cli::glpi_sandbox::execute(args).await,
+        Command::Parked(args) => cli::parked::execute(args).await,
+        Command::Status(args) => cli::status::execute(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chatwoot_glpi_bridge::chatwoot::{Change, Field, Row, RowOp, Table};
-use support::bridge::{self, ChangeKey, InProcessBridge};
+use support::replication::{self as bridge, ChangeKey, InProcessBridge};
 use support::{chatwoot, shared_cluster};
 
 const WAIT: Duration = Duration::from_secs(60);

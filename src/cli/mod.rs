@@ -1,6 +1,9 @@
 //! The command line: one file per subcommand.
 
+pub mod context;
 pub mod glpi_sandbox;
 pub mod logging;
+pub mod parked;
 pub mod run;
 pub mod setup_sql;
+pub mod status;

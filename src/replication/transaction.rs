@@ -39,7 +39,7 @@ pub struct CommittedTransaction {
     pub changes: Vec<Change>,
     /// Rows whose values did not parse, to be kept with their reason
     /// (invariant 6); the transaction's other changes are unaffected.
-    pub rejected: Vec<RejectedRow>,
+    pub rejected: Vec<(RowOp, RowError)>,
 }
 
 impl CommittedTransaction {
@@ -52,13 +52,6 @@ impl CommittedTransaction {
             change,
         })
     }
-}
-
-/// A row change that could not be read, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RejectedRow {
-    pub op: RowOp,
-    pub error: RowError,
 }
 
 /// The stream cannot be decoded. Permanent: the same WAL gives the same
@@ -89,7 +82,7 @@ pub struct TransactionAssembler {
 struct OpenTransaction {
     from_bridge: bool,
     changes: Vec<Change>,
-    rejected: Vec<RejectedRow>,
+    rejected: Vec<(RowOp, RowError)>,
 }
 
 impl TransactionAssembler {
@@ -147,7 +140,6 @@ impl TransactionAssembler {
                 return Ok(None);
             }
         }
-        let kind = data.first().and_then(|&t| pgoutput::message_name(t));
         match pgoutput::decode(data)? {
             PgOutputMessage::Begin(_) => self.begin().map(|()| None),
             PgOutputMessage::Commit(c) => self.commit(c.end_lsn).map(Some),
@@ -166,13 +158,11 @@ impl TransactionAssembler {
             PgOutputMessage::Type(_) => Ok(None),
             change => {
                 let result = self.relations.change(&change);
-                let open = self.open_transaction(kind.unwrap_or("change"))?;
+                let open = self.open_transaction(change.name())?;
                 match result {
                     Ok(Some(change)) => open.changes.push(change),
                     Ok(None) => {}
-                    Err(ChangeError::Row { op, error }) => {
-                        open.rejected.push(RejectedRow { op, error })
-                    }
+                    Err(ChangeError::Row { op, error }) => open.rejected.push((op, error)),
                     Err(other) => return Err(StreamError::Change(other)),
                 }
                 Ok(None)

@@ -101,10 +101,7 @@ impl ChangeLogWriter {
                     .map_err(|_| StateError::Corrupt("writer semaphore closed".into()))?,
             )
         };
-        let rejected = std::mem::take(&mut transaction.rejected)
-            .into_iter()
-            .map(|r| (r.op, r.error))
-            .collect();
+        let rejected = std::mem::take(&mut transaction.rejected);
         self.send(WriterMsg::Transaction {
             transaction,
             rejected,

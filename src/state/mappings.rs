@@ -30,7 +30,11 @@ CREATE TABLE IF NOT EXISTS ticket_links (
     first_message_id       INTEGER,
     -- GLPI status and priority last sent (NULL: unknown, e.g. adopted)
     glpi_status            INTEGER,
-    glpi_priority          INTEGER
+    glpi_priority          INTEGER,
+    -- for links and re-rendering: Chatwoot's per-account conversation number,
+    -- and the HTML the description has after the first message
+    display_id             INTEGER,
+    description_tail       TEXT
 );
 CREATE TABLE IF NOT EXISTS followup_links (
     message_id       INTEGER PRIMARY KEY,
@@ -95,6 +99,8 @@ pub struct TicketLink {
     pub first_message_id: Option<i64>,
     pub glpi_status: Option<i64>,
     pub glpi_priority: Option<i64>,
+    pub display_id: Option<i64>,
+    pub description_tail: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,7 +179,7 @@ pub fn ticket_link(
 ) -> rusqlite::Result<Option<TicketLink>> {
     conn.query_row(
         "SELECT conversation_id, account_id, glpi_ticket_id, last_synced_message_id,
-                first_message_id, glpi_status, glpi_priority
+                first_message_id, glpi_status, glpi_priority, display_id, description_tail
            FROM ticket_links WHERE conversation_id = ?1",
         [conversation_id],
         |row| {
@@ -185,38 +191,39 @@ pub fn ticket_link(
                 first_message_id: row.get(4)?,
                 glpi_status: row.get(5)?,
                 glpi_priority: row.get(6)?,
+                display_id: row.get(7)?,
+                description_tail: row.get(8)?,
             })
         },
     )
     .optional()
 }
 
-/// Records the ticket a conversation became, with the message its
-/// description holds (which is also the last synced message so far).
-pub fn record_ticket(
-    conn: &Connection,
-    conversation_id: i64,
-    account_id: i64,
-    glpi_ticket_id: i64,
-    first_message_id: i64,
-    glpi_status: i64,
-    glpi_priority: i64,
-) -> rusqlite::Result<()> {
+/// Records the ticket a conversation became (`link.first_message_id` is the
+/// message its description holds, which is also the last synced message so
+/// far).
+pub fn record_ticket(conn: &Connection, link: &TicketLink) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO ticket_links (conversation_id, account_id, glpi_ticket_id,
-             last_synced_message_id, first_message_id, glpi_status, glpi_priority)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)
+             last_synced_message_id, first_message_id, glpi_status, glpi_priority,
+             display_id, description_tail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (conversation_id) DO UPDATE SET glpi_ticket_id = excluded.glpi_ticket_id,
-             last_synced_message_id = MAX(COALESCE(last_synced_message_id, 0), excluded.last_synced_message_id),
+             last_synced_message_id = MAX(COALESCE(last_synced_message_id, 0),
+                                          COALESCE(excluded.last_synced_message_id, 0)),
              first_message_id = excluded.first_message_id,
-             glpi_status = excluded.glpi_status, glpi_priority = excluded.glpi_priority",
+             glpi_status = excluded.glpi_status, glpi_priority = excluded.glpi_priority,
+             display_id = excluded.display_id, description_tail = excluded.description_tail",
         params![
-            conversation_id,
-            account_id,
-            glpi_ticket_id,
-            first_message_id,
-            glpi_status,
-            glpi_priority
+            link.conversation_id,
+            link.account_id,
+            link.glpi_ticket_id,
+            link.last_synced_message_id.or(link.first_message_id),
+            link.first_message_id,
+            link.glpi_status,
+            link.glpi_priority,
+            link.display_id,
+            link.description_tail,
         ],
     )?;
     Ok(())
@@ -318,7 +325,21 @@ mod tests {
     #[test]
     fn last_synced_message_only_moves_forward() {
         let conn = db();
-        record_ticket(&conn, 3, 1, 40, 10, 2, 3).unwrap();
+        record_ticket(
+            &conn,
+            &TicketLink {
+                conversation_id: 3,
+                account_id: 1,
+                glpi_ticket_id: 40,
+                last_synced_message_id: None,
+                first_message_id: Some(10),
+                glpi_status: Some(2),
+                glpi_priority: Some(3),
+                display_id: Some(1),
+                description_tail: None,
+            },
+        )
+        .unwrap();
         record_followup(&conn, 12, 3, 100).unwrap();
         record_followup(&conn, 11, 3, 101).unwrap();
         let link = ticket_link(&conn, 3).unwrap().unwrap();

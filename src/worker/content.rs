@@ -19,7 +19,7 @@ pub struct Sender {
     pub role: SenderRole,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SenderRole {
     Contact,
     Agent,
@@ -163,17 +163,18 @@ pub struct DescriptionExtras<'a> {
     pub contact_details: Option<&'a [(String, String)]>,
 }
 
-/// The ticket description: the first message rendered like a followup, the
-/// contact's details (contact mode), the link to the conversation, and the
-/// ticket marker (with the first message's marker, so a retried job can tell
-/// which message the description holds).
-pub fn ticket_description(
+/// What the ticket description has after the first message: the contact's
+/// details (contact mode), the link to the conversation, and the ticket
+/// marker with the first message's marker (so a retried job can tell which
+/// message the description holds). Stored with the ticket mapping, so a late
+/// attachment or a deletion re-renders the description exactly.
+pub fn description_tail(
     account_id: i64,
     conversation_id: i64,
-    first_message: &RenderedMessage<'_>,
+    first_message_id: i64,
     extras: &DescriptionExtras<'_>,
 ) -> String {
-    let mut html = message_html(first_message);
+    let mut html = String::new();
     if let Some(details) = extras.contact_details {
         if !details.is_empty() {
             html.push_str("<br><br>Contact:");
@@ -190,7 +191,15 @@ pub fn ticket_description(
     html.push_str("<br><br>Chatwoot ref ");
     html.push_str(&ticket_marker(account_id, conversation_id));
     html.push(' ');
-    html.push_str(&message_marker(first_message.message_id));
+    html.push_str(&message_marker(first_message_id));
+    html
+}
+
+/// The ticket description: the first message rendered like a followup, then
+/// [`description_tail`].
+pub fn ticket_description(first_message: &RenderedMessage<'_>, tail: &str) -> String {
+    let mut html = message_html(first_message);
+    html.push_str(tail);
     html
 }
 
@@ -331,15 +340,16 @@ mod tests {
         let details = vec![("Email".to_string(), "t@example.com".to_string())];
         let link = conversation_link("https://chat.example/", 1, 5);
         assert_eq!(link, "https://chat.example/app/accounts/1/conversations/5");
-        let html = ticket_description(
+        let tail = description_tail(
             1,
             77,
-            &msg,
+            msg.message_id,
             &DescriptionExtras {
                 conversation_link: Some(&link),
                 contact_details: Some(&details),
             },
         );
+        let html = ticket_description(&msg, &tail);
         assert_eq!(
             html,
             "[2024-01-15 10:30:00 UTC] Test User (contact):<br>Help<br><br>Contact:<br>- Email: t@example.com\

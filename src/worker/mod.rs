@@ -7,6 +7,11 @@
 //! per-contact lock keeps two conversations of one contact from creating two
 //! GLPI users).
 
+pub mod contact;
 pub mod content;
+pub mod followup;
+pub mod job;
 pub mod person;
+pub mod runtime;
+pub mod senders;
 pub mod ticket;

@@ -2,6 +2,179 @@
 //! Ticket (found again by its marker when a create is retried), and later
 //! status/priority changes update it.
 
+use serde_json::json;
+
+use super::contact::ensure_contact;
+use super::content::{self, DescriptionExtras};
+use super::followup::{prepare, rendered};
+use super::job::{enqueue_conversation_write_back, JobContext, JobError};
+use crate::glpi::{Criterion, Link, SearchQuery, SearchType};
+use crate::outbox::{ContactSnapshot, ConversationSnapshot, Job, MessageSnapshot};
+use crate::state::mappings::{self, GlpiPersonType, TicketLink};
+
+/// Ticket search option 21: the description (content).
+const TICKET_CONTENT_FIELD: u32 = 21;
+
+/// The CreateTicket job: ensure the contact, then create the ticket (or find
+/// the one an interrupted attempt created), record it, write it back.
+pub async fn create_ticket_job(
+    ctx: &JobContext,
+    job: &Job,
+    conversation: &ConversationSnapshot,
+    contact: Option<&ContactSnapshot>,
+    first_message: &MessageSnapshot,
+) -> Result<(), JobError> {
+    let existing = ctx.with_state(|s| mappings::ticket_link(s.conn(), conversation.id))?;
+    if existing.is_some() {
+        // Already created (or adopted from Chatwoot's keys).
+        return ctx.complete(job, |_| Ok(()));
+    }
+    let person = match contact {
+        Some(contact) => ensure_contact(ctx, contact).await?,
+        None => None,
+    };
+    let contact_mode = ctx.settings.person_type == GlpiPersonType::Contact;
+    let details = person
+        .as_ref()
+        .filter(|_| contact_mode)
+        .map(|(_, fields)| fields.details());
+    let link = ctx.frontend_url.as_deref().map(|url| {
+        content::conversation_link(url, conversation.account_id, conversation.display_id)
+    });
+    let tail = content::description_tail(
+        conversation.account_id,
+        conversation.id,
+        first_message.id,
+        &DescriptionExtras {
+            conversation_link: link.as_deref(),
+            contact_details: details.as_deref(),
+        },
+    );
+    let status = glpi_status(conversation.status);
+    let priority = glpi_priority(conversation.priority);
+    let marker = content::ticket_marker(conversation.account_id, conversation.id);
+    let found = if job.may_have_run() {
+        find_ticket(ctx, &marker).await?
+    } else {
+        None
+    };
+    let ticket_id = match found {
+        Some(id) => id,
+        None => {
+            let contact_name = contact.and_then(|c| c.name.as_deref());
+            let (sender, lines) = prepare(
+                ctx,
+                conversation.account_id,
+                Some(conversation.display_id),
+                first_message,
+                contact_name,
+            )
+            .await?;
+            let description =
+                content::ticket_description(&rendered(first_message, &sender, &lines), &tail);
+            let mut input = json!({
+                "name": content::ticket_title(
+                    conversation.mail_subject.as_deref(),
+                    &first_message.text,
+                    conversation.display_id,
+                ),
+                "content": description,
+                "status": status,
+                "priority": priority,
+                "type": ctx.settings.ticket_type,
+                "entities_id": ctx.settings.entity_id,
+            });
+            if let Some(category) = ctx.settings.category_id {
+                input["itilcategories_id"] = json!(category);
+            }
+            if let Some(date) = content::glpi_datetime(&conversation.created_at) {
+                input["date"] = json!(date);
+            }
+            match &person {
+                Some((link, _)) if link.person_type == GlpiPersonType::User => {
+                    input["_users_id_requester"] = json!(link.glpi_id);
+                }
+                Some((_, fields)) => {
+                    if let Some(email) = &fields.email {
+                        // GLPI cannot make a Contact a ticket actor: an
+                        // email-only requester instead.
+                        input["_users_id_requester"] = json!(0);
+                        input["_users_id_requester_notif"] =
+                            json!({ "use_notification": 1, "alternative_email": [email] });
+                    }
+                }
+                None => {}
+            }
+            match ctx.glpi.create("Ticket", &input).await {
+                Ok(id) => id,
+                Err(err) if err.is_unknown_outcome() => find_ticket(ctx, &marker)
+                    .await?
+                    .ok_or(JobError::Glpi(err))?,
+                Err(err) => return Err(err.into()),
+            }
+        }
+    };
+    ctx.complete(job, |tx| {
+        mappings::record_ticket(
+            tx,
+            &TicketLink {
+                conversation_id: conversation.id,
+                account_id: conversation.account_id,
+                glpi_ticket_id: ticket_id,
+                last_synced_message_id: Some(first_message.id),
+                first_message_id: Some(first_message.id),
+                glpi_status: Some(status),
+                glpi_priority: Some(priority),
+                display_id: Some(conversation.display_id),
+                description_tail: Some(tail.clone()),
+            },
+        )?;
+        enqueue_conversation_write_back(tx, conversation.account_id, conversation.id)
+    })
+}
+
+/// A ticket whose description carries `marker`.
+async fn find_ticket(ctx: &JobContext, marker: &str) -> Result<Option<i64>, JobError> {
+    let query = SearchQuery::new().criterion(Criterion {
+        link: Link::And,
+        field: TICKET_CONTENT_FIELD,
+        searchtype: SearchType::Contains,
+        value: marker.to_owned(),
+    });
+    let result = ctx.glpi.search("Ticket", &query).await?;
+    Ok(result.ids().into_iter().min())
+}
+
+/// The UpdateTicket job: send status and priority when they differ from
+/// what GLPI was last sent.
+pub async fn update_ticket_job(
+    ctx: &JobContext,
+    job: &Job,
+    conversation_id: i64,
+    status: i32,
+    priority: Option<i32>,
+) -> Result<(), JobError> {
+    let Some(link) = ctx.with_state(|s| mappings::ticket_link(s.conn(), conversation_id))? else {
+        // No ticket yet: it will be created with the then-current state.
+        return ctx.complete(job, |_| Ok(()));
+    };
+    let (status, priority) = (glpi_status(status), glpi_priority(priority));
+    if link.glpi_status == Some(status) && link.glpi_priority == Some(priority) {
+        return ctx.complete(job, |_| Ok(()));
+    }
+    ctx.glpi
+        .update(
+            "Ticket",
+            link.glpi_ticket_id,
+            &json!({ "status": status, "priority": priority }),
+        )
+        .await?;
+    ctx.complete(job, |tx| {
+        mappings::record_ticket_state(tx, conversation_id, status, priority)?;
+        Ok(())
+    })
+}
+
 /// GLPI ticket status for a Chatwoot conversation status
 /// (open=0→2 Processing, resolved=1→5 Solved, pending=2→4 Pending,
 /// snoozed=3→4 Pending). Unknown values (a newer Chatwoot) map to open.

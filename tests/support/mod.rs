@@ -13,6 +13,7 @@
 
 pub mod bridge;
 pub mod cluster;
+pub mod replication;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -196,3 +197,4 @@ pub mod chatwoot {
         )
     }
 }
+pub mod workload;

@@ -211,16 +211,10 @@ fn bad_row_is_rejected_with_reason_and_the_rest_goes_on() {
     let tx = feed(&mut asm, msgs).unwrap().unwrap();
     assert_eq!(tx.changes.len(), 1);
     assert_eq!(tx.rejected.len(), 1);
-    let rejected = &tx.rejected[0];
-    assert_eq!(rejected.op, RowOp::Insert);
-    assert_eq!(
-        (rejected.error.table, rejected.error.column),
-        ("contacts", "id")
-    );
-    assert_eq!(
-        Table::from_name(rejected.error.table),
-        Some(Table::Contacts)
-    );
+    let (op, error) = &tx.rejected[0];
+    assert_eq!(*op, RowOp::Insert);
+    assert_eq!((error.table, error.column), ("contacts", "id"));
+    assert_eq!(Table::from_name(error.table), Some(Table::Contacts));
 }
 
 #[test]

@@ -1,0 +1,85 @@
+//! What every operator command starts with: the configuration (file, env,
+//! flags), log setup, and the state file, with errors that say what to fix.
+
+use anyhow::Context as _;
+
+use crate::config::{Config, ConfigArgs, Key};
+use crate::state::State;
+
+/// Loads the configuration and installs logging as configured.
+pub fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
+    let config = Config::load(args)?;
+    crate::observability::logging::init(config.log_format, &config.log_filter)?;
+    Ok(config)
+}
+
+/// Opens the state file of an existing installation. Unlike `run`, commands
+/// that inspect or repair never create one: a missing file almost always
+/// means a different `state_file` setting than the running bridge's.
+pub fn open_existing_state(config: &Config) -> anyhow::Result<State> {
+    let path = &config.state_file;
+    if !path.exists() {
+        anyhow::bail!(
+            "no state file at {}: the bridge has not run here yet, or it runs with another \
+             state file; point to the same file as the running bridge with {}",
+            path.display(),
+            crate::config::how_to_set(Key::StateFile)
+        );
+    }
+    State::open(path).with_context(|| format!("opening the state file {}", path.display()))
+}
+
+/// An ordinary connection to Chatwoot's database (the driver task runs on the
+/// current runtime).
+pub async fn connect_database(config: &Config) -> anyhow::Result<tokio_postgres::Client> {
+    let url = config.database_url()?;
+    let (client, connection) = url
+        .pg_config()
+        .with_context(|| format!("DATABASE_URL {url} is not usable"))?
+        .connect(tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("cannot connect to {url}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("database connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// "" for one, "s" otherwise.
+pub fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// "3s", "4m 10s", "2h 5m", "3d 4h": ages for people.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_like_a_person_would_say_them() {
+        assert_eq!(human_duration(Duration::from_secs(3)), "3s");
+        assert_eq!(human_duration(Duration::from_secs(250)), "4m 10s");
+        assert_eq!(human_duration(Duration::from_secs(7500)), "2h 5m");
+        assert_eq!(
+            human_duration(Duration::from_secs(3 * 86_400 + 4 * 3600)),
+            "3d 4h"
+        );
+    }
+}

@@ -1,0 +1,418 @@
+//! The `status` subcommand: where the bridge stands, read from the state file
+//! and from Chatwoot's database (the slot), without disturbing a running
+//! bridge. Shows what invariants 1 and 6 promise the operator can see: WAL
+//! held for the slot, the last confirmed LSN, backfill progress, the outbox,
+//! parked jobs with reasons, and per-account counts.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use rusqlite::Connection;
+use serde_json::json;
+
+use crate::cli::context::{
+    connect_database, human_duration, load_config, open_existing_state, plural,
+};
+use crate::cli::parked::describe_job;
+use crate::config::Config;
+use crate::lsn::Lsn;
+use crate::observability::progress::thousands;
+use crate::outbox::{self, OutboxDepth, ParkedJob};
+use crate::state::replication::{self as repl_state, ReplicationState, TableProgress};
+use crate::state::{changes, State};
+
+/// Arguments of the subcommand.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = "\
+Reads the state file (the same one the running bridge uses: same --state-file / \
+BRIDGE_STATE_FILE) and, when DATABASE_URL is set, the replication slot in Chatwoot's \
+database. Safe to run while the bridge runs.
+
+What to look at:
+  slot lag     WAL PostgreSQL keeps on the Chatwoot server for the bridge. It grows while \
+the bridge is stopped and shrinks when it runs; a large, growing lag with the bridge running \
+means it cannot keep up or cannot connect.
+  outbox       GLPI jobs not done yet; the oldest one's age tells whether GLPI is keeping up.
+  parked       jobs that need you: see `parked list`.")]
+pub struct Args {
+    /// Print JSON (one object) instead of text, for scripts and monitoring.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub config: crate::config::ConfigArgs,
+}
+
+pub async fn execute(args: Args) -> anyhow::Result<()> {
+    let config = load_config(&args.config)?;
+    let report = gather(&config).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
+}
+
+/// The slot as PostgreSQL reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlotReport {
+    /// The database was not asked (no URL) or could not be reached.
+    NotChecked(String),
+    Missing,
+    Found {
+        active_pid: Option<i32>,
+        confirmed_lsn: Option<Lsn>,
+        /// WAL kept for the slot (`pg_current_wal_lsn() - confirmed_flush_lsn`).
+        lag_bytes: Option<i64>,
+        /// `reserved`, `extended`, `unreserved` or `lost` (PostgreSQL 13+).
+        wal_status: Option<String>,
+    },
+}
+
+/// Counts for one Chatwoot account, from the state file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccountCounts {
+    pub account_id: i64,
+    pub contacts: u64,
+    pub tickets: u64,
+    pub followups: u64,
+    pub pending_jobs: u64,
+    pub parked_jobs: u64,
+}
+
+/// Everything `status` shows.
+#[derive(Clone, Debug)]
+pub struct StatusReport {
+    pub state_file: PathBuf,
+    pub database: Option<String>,
+    pub slot_name: String,
+    pub slot: SlotReport,
+    pub replication: ReplicationState,
+    pub backfill: Vec<TableProgress>,
+    pub change_log_depth: u64,
+    pub outbox: OutboxDepth,
+    pub oldest_pending: Option<Duration>,
+    pub parked: Vec<ParkedJob>,
+    pub accounts: Vec<AccountCounts>,
+    pub taken_at: SystemTime,
+}
+
+/// Reads the state file and, if configured, the slot.
+pub async fn gather(config: &Config) -> anyhow::Result<StatusReport> {
+    let state = open_existing_state(config)?;
+    let local = read_state(&state)?;
+    let (database, slot) = match &config.database_url {
+        None => (
+            None,
+            SlotReport::NotChecked("DATABASE_URL is not set".to_owned()),
+        ),
+        Some(url) => (
+            Some(url.redacted()),
+            match read_slot(config, &config.slot_name).await {
+                Ok(slot) => slot,
+                Err(e) => SlotReport::NotChecked(format!("{e:#}")),
+            },
+        ),
+    };
+    Ok(StatusReport {
+        state_file: config.state_file.clone(),
+        database,
+        slot_name: config.slot_name.clone(),
+        slot,
+        taken_at: SystemTime::now(),
+        ..local
+    })
+}
+
+/// The state-file half of the report.
+pub fn read_state(state: &State) -> anyhow::Result<StatusReport> {
+    let conn = state.conn();
+    Ok(StatusReport {
+        state_file: state.path().to_path_buf(),
+        database: None,
+        slot_name: String::new(),
+        slot: SlotReport::NotChecked("not asked".into()),
+        replication: repl_state::load(conn)?,
+        backfill: repl_state::backfill_progress(conn)?,
+        change_log_depth: changes::depth(conn)?,
+        outbox: outbox::depth(conn)?,
+        oldest_pending: outbox::oldest_pending_age(conn)?,
+        parked: outbox::parked(conn)?,
+        accounts: account_counts(conn).context("counting per account")?,
+        taken_at: SystemTime::now(),
+    })
+}
+
+/// Synced records and jobs per account.
+fn account_counts(conn: &Connection) -> rusqlite::Result<Vec<AccountCounts>> {
+    let mut stmt = conn.prepare(
+        "WITH accounts AS (
+             SELECT account_id FROM contact_links UNION SELECT account_id FROM ticket_links
+             UNION SELECT account_id FROM outbox_jobs)
+         SELECT a.account_id,
+             (SELECT count(*) FROM contact_links c WHERE c.account_id = a.account_id),
+             (SELECT count(*) FROM ticket_links t WHERE t.account_id = a.account_id),
+             (SELECT count(*) FROM followup_links f JOIN ticket_links t
+                  ON t.conversation_id = f.conversation_id WHERE t.account_id = a.account_id),
+             (SELECT count(*) FROM outbox_jobs j WHERE j.account_id = a.account_id AND j.state = 'pending'),
+             (SELECT count(*) FROM outbox_jobs j WHERE j.account_id = a.account_id AND j.state = 'parked')
+         FROM accounts a ORDER BY a.account_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(AccountCounts {
+            account_id: r.get(0)?,
+            contacts: r.get::<_, i64>(1)? as u64,
+            tickets: r.get::<_, i64>(2)? as u64,
+            followups: r.get::<_, i64>(3)? as u64,
+            pending_jobs: r.get::<_, i64>(4)? as u64,
+            parked_jobs: r.get::<_, i64>(5)? as u64,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The slot's row in `pg_replication_slots`.
+pub async fn read_slot(config: &Config, slot_name: &str) -> anyhow::Result<SlotReport> {
+    let client = connect_database(config).await?;
+    let row = client
+        .query_opt(
+            "SELECT active_pid, confirmed_flush_lsn::text,
+                    pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
+                    wal_status
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot_name],
+        )
+        .await
+        .context("reading pg_replication_slots")?;
+    Ok(match row {
+        None => SlotReport::Missing,
+        Some(row) => SlotReport::Found {
+            active_pid: row.get(0),
+            confirmed_lsn: row.get::<_, Option<String>>(1).and_then(|t| t.parse().ok()),
+            lag_bytes: row.get(2),
+            wal_status: row.get(3),
+        },
+    })
+}
+
+impl StatusReport {
+    /// The text `status` prints.
+    pub fn render(&self) -> String {
+        let mut t = String::new();
+        t.push_str(&format!("State file: {}\n", self.state_file.display()));
+        if let Some(db) = &self.database {
+            t.push_str(&format!("Database:   {db}\n"));
+        }
+
+        t.push_str("\nReplication\n");
+        t.push_str(&format!("  {}\n", self.render_slot()));
+        t.push_str(&format!(
+            "  confirmed LSN (state file): {}   durable in the change log: {}\n",
+            self.replication.confirmed_lsn, self.replication.durable_lsn
+        ));
+
+        t.push_str(&format!("\nBackfill: {}\n", self.render_backfill_status()));
+        for table in &self.backfill {
+            t.push_str(&format!(
+                "  {:<20} {:>12} of ~{} rows{}\n",
+                table.table_name,
+                thousands(table.rows_done),
+                thousands(table.rows_estimated.max(table.rows_done)),
+                if table.done { "  done" } else { "" }
+            ));
+        }
+
+        t.push_str("\nQueues\n");
+        t.push_str(&format!(
+            "  change log: {} change{} waiting for the planner\n",
+            thousands(self.change_log_depth),
+            plural(self.change_log_depth)
+        ));
+        t.push_str(&format!(
+            "  outbox: {} GLPI job{} pending{}, {} parked\n",
+            thousands(self.outbox.pending),
+            plural(self.outbox.pending),
+            match self.oldest_pending {
+                Some(age) => format!(" (oldest waiting {})", human_duration(age)),
+                None => String::new(),
+            },
+            self.outbox.parked
+        ));
+
+        if !self.parked.is_empty() {
+            t.push_str("\nParked jobs (need you; see `parked list`, then `parked retry ID`)\n");
+            for job in &self.parked {
+                t.push_str(&format!(
+                    "  #{} account {} {}: {}\n",
+                    job.id,
+                    job.account_id,
+                    describe_job(&job.kind),
+                    job.reason
+                ));
+            }
+        }
+
+        t.push_str("\nAccounts (records synced to GLPI, from the state file)\n");
+        if self.accounts.is_empty() {
+            t.push_str("  none yet\n");
+        } else {
+            t.push_str(&format!(
+                "  {:>8} {:>10} {:>10} {:>10} {:>10} {:>8}\n",
+                "account", "contacts", "tickets", "followups", "pending", "parked"
+            ));
+            for a in &self.accounts {
+                t.push_str(&format!(
+                    "  {:>8} {:>10} {:>10} {:>10} {:>10} {:>8}\n",
+                    a.account_id,
+                    thousands(a.contacts),
+                    thousands(a.tickets),
+                    thousands(a.followups),
+                    thousands(a.pending_jobs),
+                    a.parked_jobs
+                ));
+            }
+        }
+        t
+    }
+
+    fn render_slot(&self) -> String {
+        let name = &self.slot_name;
+        match &self.slot {
+            SlotReport::NotChecked(why) => format!("slot {name}: not checked ({why})"),
+            SlotReport::Missing => format!(
+                "slot {name}: does not exist (the bridge creates it on its first `run`; if it \
+                 ran before, someone dropped it and the next run backfills again)"
+            ),
+            SlotReport::Found {
+                active_pid,
+                confirmed_lsn,
+                lag_bytes,
+                wal_status,
+            } => {
+                let reader = match active_pid {
+                    Some(pid) => format!("read by PostgreSQL backend pid {pid}"),
+                    None => "not being read (no bridge connected)".to_owned(),
+                };
+                let lsn = confirmed_lsn
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "none".into());
+                let lag = lag_bytes
+                    .map(|b| human_bytes(b.max(0) as u64))
+                    .unwrap_or_else(|| "unknown".into());
+                let mut line = format!(
+                    "slot {name}: {reader}; confirmed LSN {lsn}; lag {lag} of WAL kept for the bridge"
+                );
+                if wal_status.as_deref() == Some("lost") {
+                    line.push_str(
+                        "\n  ! the slot is invalidated (WAL it needed was removed, e.g. by \
+                         max_slot_wal_keep_size): drop it and let `run` backfill again \
+                         (see the README's Operations section)",
+                    );
+                } else if let Some(status) = wal_status {
+                    line.push_str(&format!(" (wal_status {status})"));
+                }
+                line
+            }
+        }
+    }
+
+    fn render_backfill_status(&self) -> String {
+        let done: u64 = self.backfill.iter().map(|t| t.rows_done).sum();
+        let estimated: u64 = self
+            .backfill
+            .iter()
+            .map(|t| t.rows_estimated.max(t.rows_done))
+            .sum();
+        match self.replication.backfill {
+            repl_state::BackfillStatus::Complete => {
+                format!("complete ({} rows)", thousands(done))
+            }
+            repl_state::BackfillStatus::InProgress => format!(
+                "in progress, {} of ~{} rows",
+                thousands(done),
+                thousands(estimated)
+            ),
+            repl_state::BackfillStatus::NotStarted => "not started".to_owned(),
+        }
+    }
+
+    /// The report as one JSON object (stable keys, for scripts).
+    pub fn to_json(&self) -> serde_json::Value {
+        let slot = match &self.slot {
+            SlotReport::NotChecked(why) => json!({"checked": false, "reason": why}),
+            SlotReport::Missing => json!({"checked": true, "exists": false}),
+            SlotReport::Found {
+                active_pid,
+                confirmed_lsn,
+                lag_bytes,
+                wal_status,
+            } => json!({
+                "checked": true, "exists": true, "active_pid": active_pid,
+                "confirmed_lsn": confirmed_lsn.map(|l| l.to_string()),
+                "lag_bytes": lag_bytes, "wal_status": wal_status,
+            }),
+        };
+        json!({
+            "state_file": self.state_file.display().to_string(),
+            "database": self.database,
+            "slot_name": self.slot_name,
+            "slot": slot,
+            "confirmed_lsn": self.replication.confirmed_lsn.to_string(),
+            "durable_lsn": self.replication.durable_lsn.to_string(),
+            "backfill": {
+                "status": match self.replication.backfill {
+                    repl_state::BackfillStatus::Complete => "complete",
+                    repl_state::BackfillStatus::InProgress => "in_progress",
+                    repl_state::BackfillStatus::NotStarted => "not_started",
+                },
+                "tables": self.backfill.iter().map(|t| json!({
+                    "table": t.table_name, "rows_done": t.rows_done,
+                    "rows_estimated": t.rows_estimated, "done": t.done,
+                })).collect::<Vec<_>>(),
+            },
+            "change_log_depth": self.change_log_depth,
+            "outbox": {
+                "pending": self.outbox.pending,
+                "parked": self.outbox.parked,
+                "oldest_pending_age_seconds": self.oldest_pending.map(|d| d.as_secs_f64()),
+            },
+            "parked_jobs": self.parked.iter().map(|j| json!({
+                "id": j.id, "account_id": j.account_id, "queue": j.queue, "kind": j.kind.name(),
+                "attempts": j.attempts, "reason": j.reason, "blocked_jobs": j.blocked_jobs,
+            })).collect::<Vec<_>>(),
+            "accounts": self.accounts.iter().map(|a| json!({
+                "account_id": a.account_id, "contacts": a.contacts, "tickets": a.tickets,
+                "followups": a.followups, "pending_jobs": a.pending_jobs, "parked_jobs": a.parked_jobs,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// 1536 → "1.5 KiB".
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_well() {
+        assert_eq!(human_bytes(0), "0 bytes");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+    }
+}

@@ -1,0 +1,161 @@
+//! `status` on a real cluster: the slot as PostgreSQL reports it (lag grows
+//! with WAL the bridge has not confirmed) and the state file's queues,
+//! parked jobs and per-account counts.
+
+mod support;
+
+use chatwoot_glpi_bridge::cli::status::{gather, SlotReport};
+use chatwoot_glpi_bridge::config::{Config, ConfigArgs, Key};
+use chatwoot_glpi_bridge::outbox::{self, keys, ContactSnapshot, JobKind};
+use chatwoot_glpi_bridge::state::mappings::{self, GlpiPersonType};
+use chatwoot_glpi_bridge::state::State;
+
+fn config(args: ConfigArgs) -> Config {
+    Config::load_with_env(&args, &|_| None).unwrap()
+}
+
+#[tokio::test]
+async fn status_reports_slot_lag_queues_parked_jobs_and_accounts() {
+    let db = support::shared_cluster().create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let state_path = dir.path().join("state.sqlite3");
+    let slot = format!("status_{}", db.name);
+
+    // The state file of a bridge that synced a little and parked one job.
+    {
+        let state = State::open(&state_path).unwrap();
+        let conn = state.conn();
+        mappings::record_contact(conn, 11, 1, GlpiPersonType::User, 501, None).unwrap();
+        mappings::record_contact(conn, 12, 1, GlpiPersonType::User, 502, None).unwrap();
+        mappings::record_contact(conn, 21, 2, GlpiPersonType::Contact, 9, None).unwrap();
+        mappings::adopt_ticket(conn, 100, 1, 7001, Some(1000)).unwrap();
+        mappings::record_followup(conn, 1001, 100, 8001).unwrap();
+        mappings::record_followup(conn, 1002, 100, 8002).unwrap();
+        let contact = |id| JobKind::SyncContact {
+            contact: ContactSnapshot {
+                id,
+                account_id: 2,
+                name: None,
+                email: None,
+                phone_number: None,
+                identifier: None,
+            },
+        };
+        let parked = outbox::enqueue(
+            conn,
+            2,
+            &keys::contact_queue(22),
+            &keys::sync_contact(22, 1),
+            &contact(22),
+        )
+        .unwrap()
+        .id();
+        outbox::enqueue(
+            conn,
+            2,
+            &keys::contact_queue(23),
+            &keys::sync_contact(23, 2),
+            &contact(23),
+        )
+        .unwrap();
+        outbox::park(
+            conn,
+            parked,
+            "Contact not identifiable: no name, email or phone",
+        )
+        .unwrap();
+    }
+
+    let args = ConfigArgs::default()
+        .with_flag(Key::StateFile, state_path.to_str().unwrap())
+        .with_flag(Key::SlotName, &slot);
+
+    // Without a database URL, the local half still shows.
+    let local = gather(&config(args.clone())).await.unwrap();
+    assert!(matches!(local.slot, SlotReport::NotChecked(_)));
+    assert!(local
+        .render()
+        .contains("not checked (DATABASE_URL is not set)"));
+
+    let args = args.with_flag(Key::DatabaseUrl, &db.url);
+    let report = gather(&config(args.clone())).await.unwrap();
+    assert_eq!(report.slot, SlotReport::Missing);
+    assert!(
+        report.render().contains("does not exist"),
+        "{}",
+        report.render()
+    );
+
+    db.execute(&format!(
+        "SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')"
+    ))
+    .await;
+    db.execute(&format!(
+        "{}; {}",
+        support::chatwoot::insert_account_sql("Acme"),
+        support::chatwoot::insert_contacts_sql(1, 200)
+    ))
+    .await;
+
+    let report = gather(&config(args)).await.unwrap();
+    let SlotReport::Found {
+        active_pid,
+        confirmed_lsn,
+        lag_bytes,
+        ..
+    } = &report.slot
+    else {
+        panic!("slot not found: {:?}", report.slot);
+    };
+    assert_eq!(*active_pid, None, "nobody reads the slot");
+    assert!(confirmed_lsn.is_some());
+    assert!(
+        lag_bytes.unwrap() > 10_000,
+        "200 inserted contacts are WAL the slot keeps: {lag_bytes:?}"
+    );
+
+    let text = report.render();
+    println!("{text}");
+    assert!(
+        text.contains(&format!(
+            "slot {slot}: not being read (no bridge connected); confirmed LSN {}",
+            confirmed_lsn.unwrap()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("KiB of WAL kept for the bridge"), "{text}");
+    assert!(
+        text.contains("outbox: 1 GLPI job pending (oldest waiting"),
+        "{text}"
+    );
+    assert!(text.contains(", 1 parked"), "{text}");
+    assert!(
+        text.contains("Contact not identifiable: no name, email or phone"),
+        "{text}"
+    );
+    assert!(text.contains("sync_contact for contact 22"), "{text}");
+    // account 1: 2 contacts, 1 ticket, 2 followups; account 2: 1 contact, 1 pending, 1 parked.
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "2", "1", "2", "0", "0"]),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["2", "1", "0", "0", "1", "1"]),
+        "{text}"
+    );
+    assert!(
+        !text.contains(support::SUPERUSER_PASSWORD),
+        "password printed:\n{text}"
+    );
+
+    let json = report.to_json();
+    assert_eq!(json["slot"]["exists"], true);
+    assert_eq!(json["outbox"]["parked"], 1);
+    assert_eq!(json["parked_jobs"][0]["kind"], "sync_contact");
+    assert_eq!(json["accounts"][0]["followups"], 2);
+
+    db.execute(&format!("SELECT pg_drop_replication_slot('{slot}')"))
+        .await;
+}
