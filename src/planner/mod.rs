@@ -1,4 +1,234 @@
 //! The planner: turns committed Chatwoot changes into GLPI jobs, per account
 //! settings, skipping changes that do not alter what GLPI shows (invariant 4).
+//!
+//! - `settings`: which accounts sync, with which validated settings;
+//! - `accounts`: the live settings book (hook rows and flags from the stream);
+//! - `cache`: the last known Chatwoot rows (resolves unchanged TOAST and
+//!   DELETEs that carry only an id);
+//! - `plan`: the rules, change → jobs;
+//! - this module: the drain loop. Each batch is read from the change log in
+//!   seq order and applied in ONE SQLite transaction together with the jobs
+//!   it plans and the deletion of the consumed changes, so a crash re-applies
+//!   nothing twice and loses nothing (invariant 2).
 
+pub mod accounts;
+pub mod cache;
+pub mod plan;
 pub mod settings;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use crate::chatwoot::{Change, RowOp};
+use crate::state::{changes, replication, State};
+
+pub use accounts::SettingsBook;
+pub use plan::{PlanError, PlanStats, CONTACT_NOT_IDENTIFIABLE};
+pub use settings::ConfiguredAccounts;
+
+#[cfg(test)]
+mod plan_message_tests;
+#[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
+mod test_support;
+
+/// Changes planned per SQLite transaction: large enough that the commit
+/// (an fsync) is amortised over many changes.
+pub const DEFAULT_BATCH_SIZE: usize = 5_000;
+
+/// How far a batch may grow to keep one source transaction whole (so an
+/// attachment lands in its message's job rather than a later update).
+const MAX_TRANSACTION_TAIL: usize = 10_000;
+
+/// Plans changes from the change log into the outbox.
+pub struct Planner {
+    state: State,
+    book: SettingsBook,
+    batch_size: usize,
+    last_seq: i64,
+}
+
+impl std::fmt::Debug for Planner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planner")
+            .field("state", &self.state)
+            .field("last_seq", &self.last_seq)
+            .finish()
+    }
+}
+
+impl Planner {
+    /// A planner on its own connection to the state file.
+    pub fn new(state: State, configured: ConfiguredAccounts) -> Result<Planner, PlanError> {
+        let book = SettingsBook::load(state.conn(), configured)?;
+        Ok(Planner {
+            state,
+            book,
+            batch_size: DEFAULT_BATCH_SIZE,
+            last_seq: 0,
+        })
+    }
+
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    pub fn book(&self) -> &SettingsBook {
+        &self.book
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Whether replication has finished the first start's backfill (the
+    /// change log is hidden from the planner until then).
+    pub fn backfill_complete(&self) -> Result<bool, PlanError> {
+        Ok(replication::load(self.state.conn())?.backfill.is_complete())
+    }
+
+    /// Plans the next batch of changes, if any, in one transaction. Returns
+    /// what was planned (`changes == 0`: nothing to do).
+    pub fn drain_once(&mut self) -> Result<PlanStats, PlanError> {
+        let batch = self.read_batch()?;
+        let Some(last_seq) = batch.last().map(|c| c.seq) else {
+            return Ok(PlanStats::default());
+        };
+        let result = self.apply(&batch, last_seq);
+        match result {
+            Ok(stats) => {
+                self.last_seq = last_seq;
+                Ok(stats)
+            }
+            Err(e) => {
+                // The transaction rolled back; the in-memory book may have
+                // seen changes that did not commit.
+                self.book.reload(self.state.conn())?;
+                Err(e)
+            }
+        }
+    }
+
+    fn apply(
+        &mut self,
+        batch: &[changes::LoggedChange],
+        last_seq: i64,
+    ) -> Result<PlanStats, PlanError> {
+        let Planner { state, book, .. } = self;
+        let tx = state.conn_mut().transaction()?;
+        let mut plan = plan::Batch::new(&tx, book);
+        for logged in batch {
+            plan.apply(logged.seq, &logged.change)?;
+        }
+        let stats = plan.finish()?;
+        changes::delete_through(&tx, last_seq)?;
+        tx.commit()?;
+        Ok(stats)
+    }
+
+    /// Up to `batch_size` changes, extended to the end of the last source
+    /// transaction (backfill rows share one LSN and are not extended).
+    fn read_batch(&self) -> Result<Vec<changes::LoggedChange>, PlanError> {
+        let conn = self.state.conn();
+        let mut batch = changes::read_batch(conn, self.last_seq, self.batch_size)?;
+        let Some(last) = batch.last() else {
+            return Ok(batch);
+        };
+        if matches!(
+            last.change.change,
+            Change::Row {
+                op: RowOp::Snapshot,
+                ..
+            }
+        ) {
+            return Ok(batch);
+        }
+        let lsn = last.change.commit_lsn;
+        let mut after = last.seq;
+        let mut added = 0;
+        while added < MAX_TRANSACTION_TAIL {
+            let more = changes::read_batch(conn, after, 256)?;
+            let same: Vec<_> = more
+                .iter()
+                .take_while(|c| c.change.commit_lsn == lsn)
+                .cloned()
+                .collect();
+            let whole = same.len() == more.len() && !more.is_empty();
+            added += same.len();
+            if let Some(c) = same.last() {
+                after = c.seq;
+            }
+            batch.extend(same);
+            if !whole {
+                break;
+            }
+        }
+        Ok(batch)
+    }
+}
+
+/// How the drain loop talks to the rest of the process.
+#[derive(Clone, Debug)]
+pub struct PlannerSignals {
+    /// Replication notifies this after appending to the change log.
+    pub new_changes: Arc<Notify>,
+    /// Notified (`notify_one`) after a batch enqueued jobs: wakes the
+    /// worker dispatcher.
+    pub jobs_ready: Arc<Notify>,
+    /// `true` asks the loop to stop after the current batch.
+    pub shutdown: watch::Receiver<bool>,
+    /// Poll interval when nobody notifies (e.g. waiting for the backfill).
+    pub idle_poll: Duration,
+}
+
+/// The drain loop, for the `run` command to spawn: plans batches until
+/// `shutdown`, sleeping while the change log is empty.
+pub async fn run(mut planner: Planner, mut signals: PlannerSignals) -> anyhow::Result<()> {
+    let mut announced_wait = false;
+    loop {
+        if *signals.shutdown.borrow() {
+            return Ok(());
+        }
+        let (back, result) = tokio::task::spawn_blocking(move || {
+            let result = planner.drain_once();
+            (planner, result)
+        })
+        .await?;
+        planner = back;
+        let pause = match result {
+            Ok(stats) if stats.changes > 0 => {
+                tracing::debug!(
+                    changes = stats.changes,
+                    jobs = ?stats.jobs,
+                    patched = stats.patched,
+                    skipped = stats.skipped,
+                    "planned a batch"
+                );
+                if !stats.jobs.is_empty() || stats.patched > 0 {
+                    signals.jobs_ready.notify_one();
+                }
+                continue;
+            }
+            Ok(_) => {
+                if !announced_wait && !planner.backfill_complete().unwrap_or(true) {
+                    tracing::info!("planner waiting for the backfill to complete");
+                    announced_wait = true;
+                }
+                signals.idle_poll
+            }
+            Err(e) => {
+                tracing::error!("planning failed, retrying in 1s: {e}");
+                Duration::from_secs(1)
+            }
+        };
+        tokio::select! {
+            _ = signals.new_changes.notified() => {}
+            _ = tokio::time::sleep(pause) => {}
+            _ = signals.shutdown.changed() => {}
+        }
+    }
+}

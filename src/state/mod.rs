@@ -25,6 +25,7 @@ pub const SCHEMAS: &[(&str, &str)] = &[
     ("replication", replication::SCHEMA),
     ("mappings", mappings::SCHEMA),
     ("outbox", crate::outbox::SCHEMA),
+    ("planner", crate::planner::cache::SCHEMA),
 ];
 
 /// How long a connection waits for another connection's write lock.

@@ -1,0 +1,320 @@
+//! Message and attachment rules: the first syncable message creates the
+//! ticket, later ones become followups; late attachments and deletions
+//! patch a job no worker has started, or re-render the followup.
+
+use serde_json::Value;
+
+use crate::chatwoot::{AttachmentRow, Field, MessageRow, RowOp, Table};
+use crate::outbox::{self, keys, AttachmentSnapshot, JobKind, MessageSnapshot};
+use crate::worker::person::identifiable;
+
+use super::super::cache::{self, CachedConversation, CachedMessage};
+use super::{contact_snapshot, conversation_snapshot, text_field, Batch, PlanError};
+
+/// Chatwoot's `messages.message_type` for activity messages.
+const ACTIVITY_MESSAGE: i32 = 2;
+
+impl Batch<'_> {
+    pub(super) fn message(
+        &mut self,
+        seq: i64,
+        op: RowOp,
+        row: &MessageRow,
+        from_bridge: bool,
+    ) -> Result<(), PlanError> {
+        if op == RowOp::Delete {
+            // Nothing is deleted in GLPI; the followup stays.
+            cache::delete_row(self.conn, Table::Messages, row.id)?;
+            return Ok(());
+        }
+        let prev = cache::message(self.conn, row.id)?;
+        let prev_snapshot = prev.as_ref().and_then(|p| p.snapshot.clone());
+        let (Some(conversation_id), Some(account_id)) = (
+            row.conversation_id
+                .clone()
+                .or_previous(prev.as_ref().map(|p| p.conversation_id)),
+            row.account_id
+                .clone()
+                .or_previous(prev.as_ref().map(|p| p.account_id)),
+        ) else {
+            tracing::warn!(
+                message_id = row.id,
+                "message without conversation or account ignored"
+            );
+            return Ok(());
+        };
+        let deleted = match &row.content_attributes {
+            Field::Value(v) => {
+                matches!(v.get("deleted"), Some(Value::Bool(true)))
+                    || v.get("deleted").and_then(Value::as_str) == Some("true")
+            }
+            Field::Null => false,
+            Field::Unchanged => prev.as_ref().is_some_and(|p| p.deleted),
+        };
+        let snapshot = MessageSnapshot {
+            id: row.id,
+            conversation_id,
+            message_type: row
+                .message_type
+                .clone()
+                .or_previous(prev_snapshot.as_ref().map(|s| s.message_type))
+                .unwrap_or(0),
+            private: row
+                .private
+                .clone()
+                .or_previous(prev_snapshot.as_ref().map(|s| s.private))
+                .unwrap_or(false),
+            text: message_text(row, prev_snapshot.as_ref().map(|s| s.text.as_str())),
+            sender_type: row
+                .sender_type
+                .clone()
+                .or_previous(prev_snapshot.as_ref().and_then(|s| s.sender_type.clone())),
+            sender_id: row
+                .sender_id
+                .clone()
+                .or_previous(prev_snapshot.as_ref().and_then(|s| s.sender_id)),
+            created_at: row
+                .created_at
+                .clone()
+                .or_previous(prev_snapshot.as_ref().map(|s| s.created_at.clone()))
+                .unwrap_or_default(),
+            deleted,
+            attachments: cache::attachments_of(self.conn, row.id)?,
+        };
+        let mut cached = CachedMessage {
+            id: row.id,
+            conversation_id,
+            account_id,
+            deleted,
+            snapshot: None,
+            job_id: prev.as_ref().and_then(|p| p.job_id),
+        };
+        let syncing = !from_bridge && self.book.syncing(account_id).is_some();
+        match (op, prev_snapshot) {
+            (RowOp::Insert | RowOp::Snapshot, _) if syncing => {
+                return self.plan_new_message(op, cached, snapshot);
+            }
+            // An update of a message that GLPI shows: only a deletion
+            // changes what GLPI shows.
+            (RowOp::Update, Some(before)) => {
+                if syncing && deleted && !before.deleted {
+                    return self.rerender(seq, account_id, cached, before, snapshot);
+                }
+                cached.snapshot = Some(MessageSnapshot {
+                    attachments: before.attachments.clone(),
+                    ..snapshot
+                });
+            }
+            _ => {}
+        }
+        cache::put_message(self.conn, &cached)?;
+        Ok(())
+    }
+
+    /// A new message of a syncing account: the conversation's ticket if it
+    /// has none yet, else a followup.
+    fn plan_new_message(
+        &mut self,
+        op: RowOp,
+        mut cached: CachedMessage,
+        snapshot: MessageSnapshot,
+    ) -> Result<(), PlanError> {
+        let account_id = cached.account_id;
+        let include_activity = self
+            .book
+            .syncing(account_id)
+            .is_some_and(|s| s.glpi.include_activity_messages);
+        let conversation = cache::conversation(self.conn, cached.conversation_id)?;
+        let skip_reason = match &conversation {
+            _ if snapshot.message_type == ACTIVITY_MESSAGE && !include_activity => Some(None),
+            _ if snapshot.deleted => Some(None),
+            None => Some(Some(format!(
+                "conversation {} is unknown to the bridge (its row never arrived)",
+                cached.conversation_id
+            ))),
+            Some(c) if already_in_glpi(op, c, snapshot.id) => Some(None),
+            Some(_) => None,
+        };
+        if let Some(reason) = skip_reason {
+            if let Some(reason) = reason {
+                self.skip(&format!("message:{}", snapshot.id), account_id, &reason)?;
+            }
+            cache::put_message(self.conn, &cached)?;
+            return Ok(());
+        }
+        let mut conversation = conversation.expect("checked above");
+        let queue = keys::conversation_queue(conversation.id);
+        let job_id = if conversation.ticket_planned {
+            let kind = JobKind::CreateFollowup {
+                conversation_id: conversation.id,
+                message: snapshot.clone(),
+            };
+            self.enqueue(
+                account_id,
+                &queue,
+                &keys::create_followup(snapshot.id),
+                kind,
+            )?
+        } else {
+            let contact = match conversation.contact_id {
+                Some(id) => cache::contact(self.conn, id)?,
+                None => None,
+            }
+            .filter(|c| {
+                identifiable(
+                    c.name.as_deref(),
+                    c.email.as_deref(),
+                    c.phone_number.as_deref(),
+                )
+            })
+            .map(|c| contact_snapshot(&c));
+            let kind = JobKind::CreateTicket {
+                conversation: conversation_snapshot(&conversation),
+                contact,
+                first_message: snapshot.clone(),
+            };
+            conversation.ticket_planned = true;
+            cache::put_conversation(self.conn, &conversation)?;
+            self.enqueue(
+                account_id,
+                &queue,
+                &keys::create_ticket(conversation.id),
+                kind,
+            )?
+        };
+        self.write_back_conversation(account_id, conversation.id);
+        cached.snapshot = Some(snapshot);
+        cached.job_id = Some(job_id);
+        cache::put_message(self.conn, &cached)?;
+        Ok(())
+    }
+
+    /// A message GLPI shows changed (late attachment, deletion): patch its
+    /// job if no worker can have started it, else plan an UpdateFollowup.
+    fn rerender(
+        &mut self,
+        seq: i64,
+        account_id: i64,
+        mut cached: CachedMessage,
+        before: MessageSnapshot,
+        after: MessageSnapshot,
+    ) -> Result<(), PlanError> {
+        if before != after {
+            let patched = match cached.job_id {
+                Some(job_id) => {
+                    let here = self.enqueued.contains(&job_id);
+                    outbox::patch_unstarted(self.conn, job_id, here, |kind| {
+                        if let Some(m) = kind.message_mut() {
+                            *m = after.clone();
+                        }
+                    })?
+                }
+                None => false,
+            };
+            if patched {
+                self.stats.patched += 1;
+            } else {
+                let kind = JobKind::UpdateFollowup {
+                    conversation_id: after.conversation_id,
+                    message: after.clone(),
+                };
+                let job_id = self.enqueue(
+                    account_id,
+                    &keys::conversation_queue(after.conversation_id),
+                    &keys::update_followup(after.id, seq),
+                    kind,
+                )?;
+                cached.job_id = Some(job_id);
+            }
+        }
+        cached.snapshot = Some(after);
+        cache::put_message(self.conn, &cached)?;
+        Ok(())
+    }
+
+    pub(super) fn attachment(
+        &mut self,
+        seq: i64,
+        op: RowOp,
+        row: &AttachmentRow,
+        from_bridge: bool,
+    ) -> Result<(), PlanError> {
+        let cached_message_id = cache::attachment_message(self.conn, row.id)?;
+        let message_id = if op == RowOp::Delete {
+            cache::delete_row(self.conn, Table::Attachments, row.id)?;
+            cached_message_id
+        } else {
+            let Some(message_id) = row.message_id.clone().or_previous(cached_message_id) else {
+                tracing::warn!(attachment_id = row.id, "attachment without message ignored");
+                return Ok(());
+            };
+            let before = cache::attachments_of(self.conn, message_id)?
+                .into_iter()
+                .find(|a| a.id == row.id);
+            let snapshot = AttachmentSnapshot {
+                id: row.id,
+                external_url: text_field(
+                    &row.external_url,
+                    before.as_ref().and_then(|a| a.external_url.clone()),
+                ),
+                file_type: row
+                    .file_type
+                    .clone()
+                    .or_previous(before.as_ref().map(|a| a.file_type))
+                    .unwrap_or(0),
+                fallback_title: text_field(
+                    &row.fallback_title,
+                    before.as_ref().and_then(|a| a.fallback_title.clone()),
+                ),
+            };
+            cache::put_attachment(self.conn, message_id, &snapshot)?;
+            Some(message_id)
+        };
+        let Some(message_id) = message_id else {
+            return Ok(());
+        };
+        let Some(message) = cache::message(self.conn, message_id)? else {
+            return Ok(());
+        };
+        let Some(before) = message.snapshot.clone() else {
+            return Ok(()); // not in GLPI: nothing to re-render
+        };
+        let after = MessageSnapshot {
+            attachments: cache::attachments_of(self.conn, message.id)?,
+            ..before.clone()
+        };
+        if from_bridge || self.book.syncing(message.account_id).is_none() {
+            let mut message = message;
+            message.snapshot = Some(after);
+            cache::put_message(self.conn, &message)?;
+            return Ok(());
+        }
+        self.rerender(seq, message.account_id, message, before, after)
+    }
+}
+
+/// Messages already in GLPI when the ticket was adopted from Chatwoot's keys.
+/// `synced_through == i64::MAX` (adopted in the backfill without progress)
+/// covers the backfilled messages only, never live ones.
+fn already_in_glpi(op: RowOp, conversation: &CachedConversation, message_id: i64) -> bool {
+    match conversation.synced_through {
+        Some(i64::MAX) => op == RowOp::Snapshot,
+        Some(through) => message_id <= through,
+        None => false,
+    }
+}
+
+/// `processed_message_content` when present, else `content`; an unchanged
+/// (TOASTed) column keeps the text known before.
+fn message_text(row: &MessageRow, previous: Option<&str>) -> String {
+    let non_empty = |f: &Field<String>| f.value().filter(|s| !s.trim().is_empty()).cloned();
+    if let Some(text) = non_empty(&row.processed_message_content) {
+        return text;
+    }
+    if row.processed_message_content.is_unchanged() || row.content.is_unchanged() {
+        if let Some(previous) = previous {
+            return previous.to_owned();
+        }
+    }
+    row.content.value().cloned().unwrap_or_default()
+}
