@@ -314,9 +314,9 @@ async fn wrong_glpi_token_and_unreachable_glpi_fail() {
     let setup = Setup::new(support::shared_cluster()).await;
     setup
         .db
-        .execute(&format!(
-            "UPDATE integrations_hooks SET settings = settings || '{{\"user_token\": \"wrong-token\"}}'"
-        ))
+        .execute(
+            "UPDATE integrations_hooks SET settings = settings || '{\"user_token\": \"wrong-token\"}'",
+        )
         .await;
     let lines = setup.check(setup.args(), &[]).await;
     assert_only_failure(&lines, "GLPI", "cannot open a session");
