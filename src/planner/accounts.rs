@@ -3,8 +3,12 @@
 //! editing the integration takes effect from the next change on).
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use rusqlite::Connection;
+
+use crate::state::State;
+use crate::worker::runtime::{AccountGlpi, AccountLookup};
 
 use crate::chatwoot::{AccountRow, HookRow, RowOp};
 
@@ -60,9 +64,7 @@ impl SettingsBook {
     /// Recomputes one account from the cache; logs and stores a change of
     /// state for `status`.
     pub fn refresh(&mut self, conn: &Connection, account_id: i64) -> rusqlite::Result<()> {
-        let flags = cache::account_flags(conn, account_id)?;
-        let hooks = cache::glpi_hooks_of(conn, account_id)?;
-        let state = resolve_account(account_id, flags, &hooks, &self.configured);
+        let state = current_state(conn, &self.configured, account_id)?;
         if self.states.get(&account_id) == Some(&state) {
             return Ok(());
         }
@@ -164,5 +166,45 @@ impl SettingsBook {
             self.refresh(conn, prev.account_id)?;
         }
         Ok(())
+    }
+}
+
+/// One account's state as the planner's cache has it now: the planner's own
+/// decision, for readers on another connection (workers, `status`).
+pub fn current_state(
+    conn: &Connection,
+    configured: &ConfiguredAccounts,
+    account_id: i64,
+) -> rusqlite::Result<AccountState> {
+    let flags = cache::account_flags(conn, account_id)?;
+    let hooks = cache::glpi_hooks_of(conn, account_id)?;
+    Ok(resolve_account(account_id, flags, &hooks, configured))
+}
+
+/// The workers' view of account settings: read live from the planner's
+/// cache on a connection of its own, so a job of an account that was
+/// disabled after it was planned waits instead of running.
+pub struct SettingsLookup {
+    state: Mutex<State>,
+    configured: ConfiguredAccounts,
+}
+
+impl SettingsLookup {
+    pub fn new(state: State, configured: ConfiguredAccounts) -> Self {
+        SettingsLookup {
+            state: Mutex::new(state),
+            configured,
+        }
+    }
+}
+
+impl AccountLookup for SettingsLookup {
+    fn account(&self, account_id: i64) -> Result<Option<AccountGlpi>, String> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let current = current_state(state.conn(), &self.configured, account_id)
+            .map_err(|e| format!("reading account {account_id}'s settings: {e}"))?;
+        Ok(current
+            .settings()
+            .map(|s| AccountGlpi::from_settings(&s.glpi)))
     }
 }

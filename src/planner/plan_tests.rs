@@ -492,3 +492,19 @@ fn deletes_carry_only_ids_and_are_resolved_from_the_cache() {
     h.commit(vec![message(Insert, message_row(70, 7, "x"))]);
     assert!(h.jobs().is_empty());
 }
+
+#[test]
+fn workers_read_the_same_live_settings_on_their_own_connection() {
+    use crate::worker::runtime::AccountLookup;
+    let mut h = Harness::syncing();
+    let lookup = super::accounts::SettingsLookup::new(
+        crate::state::State::open(h.planner.state().path()).unwrap(),
+        Default::default(),
+    );
+    let glpi = lookup.account(1).unwrap().expect("account 1 syncs");
+    assert_eq!(glpi.api_url, "http://127.0.0.1:9/apirest.php");
+    assert_eq!(glpi.user_token.expose(), "user");
+    assert!(lookup.account(2).unwrap().is_none());
+    h.commit(vec![hook(10, 1, false, settings())]);
+    assert!(lookup.account(1).unwrap().is_none(), "disabled live");
+}

@@ -54,6 +54,7 @@ impl fmt::Display for SettingsSource {
 pub struct GlpiSettings {
     /// `https://glpi.example.com/apirest.php`
     pub api_url: String,
+    /// Empty when the GLPI API client has no application token.
     pub app_token: Secret,
     pub user_token: Secret,
     /// Default 0 (root entity).
@@ -144,11 +145,14 @@ impl Key<'_> {
         Some(v)
     }
 
-    fn secret(&self, problems: &mut Vec<String>, hint: &str) -> Secret {
+    /// A token; `required` holds the hint shown when it is missing.
+    fn secret(&self, problems: &mut Vec<String>, required: Option<&str>) -> Secret {
         match self.value {
             Some(Value::String(s)) if !s.trim().is_empty() => Secret::new(s.trim()),
             Some(Value::String(_)) | Some(Value::Null) | None => {
-                problems.push(format!("{} is missing: {hint}", self.label));
+                if let Some(hint) = required {
+                    problems.push(format!("{} is missing: {hint}", self.label));
+                }
                 Secret::default()
             }
             Some(_) => {
@@ -213,13 +217,11 @@ fn parse<'a>(
             text.trim_end_matches('/').to_owned()
         }
     };
-    let app_token = key("app_token").secret(
-        &mut problems,
-        "copy the Application Token from GLPI Setup > General > API",
-    );
+    // GLPI API clients may have no application token: optional.
+    let app_token = key("app_token").secret(&mut problems, None);
     let user_token = key("user_token").secret(
         &mut problems,
-        "copy the API token from GLPI My Settings > Remote access keys",
+        Some("copy the API token from GLPI My Settings > Remote access keys"),
     );
     let entity_id = key("entity_id")
         .id(&mut problems, "a GLPI entity id")
@@ -291,7 +293,7 @@ impl GlpiSettings {
             return Err(SettingsError {
                 context,
                 problems: vec![format!(
-                    "settings must be a JSON object with api_url, app_token and user_token, got {}",
+                    "settings must be a JSON object with api_url and user_token, got {}",
                     json_kind(settings)
                 )],
             });

@@ -19,6 +19,10 @@ fn with(mut base: Value, key: &str, value: Value) -> Value {
 
 #[test]
 fn defaults_apply_when_only_the_required_keys_are_set() {
+    let minimal = json!({"api_url": "https://glpi.example.com/apirest.php", "user_token": "u"});
+    let s = GlpiSettings::from_hook(7, 3, &minimal).unwrap();
+    assert!(s.app_token.is_empty(), "the app token is optional");
+
     let s = GlpiSettings::from_hook(7, 3, &good()).unwrap();
     assert_eq!(s.api_url, "https://glpi.example.com/apirest.php");
     assert_eq!(s.app_token.expose(), "app-secret-1");
@@ -82,7 +86,7 @@ fn errors_say_exactly_what_is_wrong_and_where() {
 
     let bad = json!({
         "api_url": "https://glpi.example.com/",
-        "app_token": "", "user_token": "super-secret-token",
+        "app_token": "super-secret-token", "user_token": "",
         "entity_id": "root", "ticket_type": 3, "category_id": "-2",
         "include_activity_messages": "maybe",
     });
@@ -91,7 +95,7 @@ fn errors_say_exactly_what_is_wrong_and_where() {
     for expected in [
         "api_url must be the GLPI API address ending in /apirest.php",
         r#"got "https://glpi.example.com/""#,
-        "app_token is missing: copy the Application Token",
+        "user_token is missing: copy the API token",
         r#"entity_id must be a GLPI entity id (a whole number), got "root""#,
         "ticket_type must be 1 (Incident) or 2 (Request), got 3",
         "category_id must be a GLPI ticket category id (0 or more), got -2",
@@ -106,7 +110,7 @@ fn errors_say_exactly_what_is_wrong_and_where() {
     let err = GlpiSettings::from_hook(9, 2, &json!("oops")).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "integrations_hooks row 9 (account 2): settings must be a JSON object with api_url, app_token and user_token, got a string"
+        "integrations_hooks row 9 (account 2): settings must be a JSON object with api_url and user_token, got a string"
     );
     let err =
         GlpiSettings::from_hook(9, 2, &json!({"app_token": 5, "user_token": "u"})).unwrap_err();
