@@ -7,7 +7,6 @@
 //! per-contact lock keeps two conversations of one contact from creating two
 //! GLPI users).
 
-pub mod accounts;
 pub mod contact;
 pub mod content;
 pub mod followup;
