@@ -11,7 +11,7 @@
 //! the record up before creating), permanent (parked with GLPI's reason,
 //! blocking only its own queue).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -149,7 +149,8 @@ impl Workers {
     /// to `drain` long) and ends the GLPI sessions.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, drain: Duration) {
         let mut running: HashSet<String> = HashSet::new();
-        let mut tasks: JoinSet<String> = JoinSet::new();
+        let mut queues_of: HashMap<tokio::task::Id, String> = HashMap::new();
+        let mut tasks: JoinSet<()> = JoinSet::new();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -164,11 +165,10 @@ impl Workers {
                     Ok(jobs) => {
                         for job in jobs {
                             running.insert(job.queue.clone());
+                            let queue = job.queue.clone();
                             let me = self.clone();
-                            tasks.spawn(async move {
-                                me.run_job(&job).await;
-                                job.queue
-                            });
+                            let handle = tasks.spawn(async move { me.run_job(&job).await });
+                            queues_of.insert(handle.id(), queue);
                         }
                     }
                     Err(err) => tracing::error!(error = %err, "cannot read the outbox"),
@@ -176,14 +176,18 @@ impl Workers {
             }
             let sleep = self.idle_sleep();
             tokio::select! {
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    match done {
-                        Ok(queue) => { running.remove(&queue); }
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let id = match done {
+                        Ok((id, ())) => id,
                         Err(err) => {
-                            // A panicking job: its queue stays marked running
-                            // until restart rather than running out of order.
+                            // A panicking job is not recorded: it runs again
+                            // (after its queue's backoff-free retry).
                             tracing::error!(error = %err, "a worker task failed");
+                            err.id()
                         }
+                    };
+                    if let Some(queue) = queues_of.remove(&id) {
+                        running.remove(&queue);
                     }
                 }
                 _ = self.wake.notified() => {}
