@@ -80,6 +80,8 @@ pub struct WorkerConfig {
     pub glpi_max_in_flight: usize,
     /// Allow plain http to non-loopback GLPI hosts.
     pub glpi_allow_http: bool,
+    /// Extra CA certificates (PEM) to trust for GLPI (`GLPI_CA_CERT`).
+    pub glpi_ca_cert: Option<std::path::PathBuf>,
     /// First retry delay; doubles per attempt up to `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
@@ -95,6 +97,7 @@ impl Default for WorkerConfig {
             glpi_requests_per_second: None,
             glpi_max_in_flight: GlpiConfig::DEFAULT_MAX_IN_FLIGHT,
             glpi_allow_http: false,
+            glpi_ca_cert: None,
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             unconfigured_wait: Duration::from_secs(30),
@@ -320,6 +323,7 @@ impl Workers {
         config.requests_per_second = self.config.glpi_requests_per_second;
         config.max_in_flight = self.config.glpi_max_in_flight.max(1);
         config.allow_http = self.config.glpi_allow_http;
+        config.ca_cert = self.config.glpi_ca_cert.clone();
         let client = GlpiClient::new(config).map_err(|e| e.to_string())?;
         clients.push((key, client.clone()));
         Ok(client)
