@@ -217,8 +217,10 @@ fn dispatch(
     let Some(t) = ItemType::from_name(segments[0]) else {
         return not_found_resource(api_url).into();
     };
+    // `getId()`: a non-numeric second segment is no id at all.
     let id = segments
         .get(1)
+        .filter(|s| s.parse::<f64>().is_ok())
         .map(|s| as_int(&Value::from(*s)).unwrap_or(0));
     let options = ReadOptions { decode: ctx.decode };
     match req.method {

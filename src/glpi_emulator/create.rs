@@ -129,14 +129,7 @@ pub(crate) fn add(glpi: &mut Glpi, session: &Session, t: ItemType, mut input: Ro
     if let Some(id) = wanted_id {
         match glpi.get(t, id) {
             Some(existing) if t.is_clonable() => {
-                // Clonable::clone: the source's fields, overridden by the input.
-                let mut merged = existing.clone();
-                for key in ["id", "date_creation", "date_mod"] {
-                    merged.remove(key);
-                }
-                input.remove("id");
-                merged.extend(input);
-                input = merged;
+                input = clone_input(glpi, t, existing, input);
                 cloned_from = Some(id);
             }
             // The INSERT with an explicit, taken id fails: a silent refusal.
@@ -157,6 +150,73 @@ pub(crate) fn add(glpi: &mut Glpi, session: &Session, t: ItemType, mut input: Ro
     prepare::after_add(glpi, session, t, id, &input, cloned_from);
     let message = added_message(glpi, t, id);
     Ok((id, message))
+}
+
+/// `Clonable::clone`: the source's fields overridden by the input, without
+/// id/dates (and a user's tokens); without a new `name`, the copy is named
+/// "<name> (copy)", "<name> (copy 2)", … (slugified for users).
+fn clone_input(glpi: &Glpi, t: ItemType, source: &Row, mut input: Row) -> Row {
+    let mut merged = source.clone();
+    let mut dropped = vec!["id", "date_creation", "date_mod"];
+    if t == ItemType::User {
+        dropped.extend([
+            "last_login",
+            "personal_token",
+            "personal_token_date",
+            "api_token",
+            "api_token_date",
+            "cookie_token",
+            "cookie_token_date",
+        ]);
+    }
+    for key in dropped {
+        merged.remove(key);
+    }
+    input.remove("id");
+    let renamed = !input.contains_key("name");
+    merged.extend(input);
+    let current = merged
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let (true, Some(current)) = (renamed, current) {
+        let taken = |candidate: &str| {
+            glpi.table(t)
+                .values()
+                .any(|r| r.get("name").and_then(Value::as_str) == Some(candidate))
+        };
+        let mut index = 1;
+        let copy_name = loop {
+            let candidate = match index {
+                1 => format!("{current} (copy)"),
+                n => format!("{current} (copy {n})"),
+            };
+            let candidate = if t == ItemType::User {
+                slugify(&candidate)
+            } else {
+                candidate
+            };
+            if !taken(&candidate) {
+                break candidate;
+            }
+            index += 1;
+        };
+        merged.insert("name".into(), copy_name.into());
+    }
+    merged
+}
+
+/// `Toolbox::slugify`: lower-case ASCII words joined by `-`.
+fn slugify(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_owned()
 }
 
 /// GLPI's "Item successfully added: …" (types with `auto_message_on_action`

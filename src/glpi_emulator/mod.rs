@@ -29,6 +29,7 @@ mod search_options;
 mod server;
 mod session;
 mod store;
+mod summary;
 mod text_match;
 mod update;
 
@@ -224,6 +225,12 @@ impl Emulator {
     /// Highest number of requests seen inside the handler at the same time.
     pub fn max_in_flight(&self) -> usize {
         self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// What clients created so far: counts per item type, then one line per
+    /// item (what `glpi-sandbox` prints on Ctrl-C).
+    pub fn created_summary(&self) -> String {
+        summary::created_summary(&lock(&self.shared.glpi))
     }
 
     /// Stops accepting connections and closes open ones.

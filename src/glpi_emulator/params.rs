@@ -23,6 +23,7 @@ pub(crate) fn parse(
     version: GlpiVersion,
 ) -> Result<Map<String, Value>, ParamsError> {
     let mut params = parse_str(query);
+    let body = body.trim_ascii();
     if method == "GET" && !body.is_empty() {
         return Err(ParamsError::PayloadForbidden);
     }
@@ -57,8 +58,8 @@ pub(crate) fn parse(
     Ok(params)
 }
 
-/// What PHP's `json_decode` + `if (!$data)` rejects: null, false, 0, "", "0",
-/// and empty arrays/objects.
+/// What PHP's `if ($p = json_decode($body))` rejects: null, false, 0, "",
+/// "0" and an empty list (`{}` decodes to an object, which is truthy).
 fn is_php_falsy(doc: &Value) -> bool {
     match doc {
         Value::Null => true,
@@ -66,7 +67,7 @@ fn is_php_falsy(doc: &Value) -> bool {
         Value::Number(n) => n.as_f64() == Some(0.0),
         Value::String(s) => s.is_empty() || s == "0",
         Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
+        Value::Object(_) => false,
     }
 }
 
@@ -221,6 +222,8 @@ mod tests {
             Err(ParamsError::PayloadInvalid)
         );
         assert!(parse("POST", "", None, b"[]", GlpiVersion::V11).is_ok());
+        assert!(parse("POST", "", None, b"{}", GlpiVersion::V10).is_ok());
+        assert!(parse("GET", "", None, b" \n", GlpiVersion::V10).is_ok());
         // a non-JSON content type: the body is not read at all
         let p = parse("POST", "", Some("text/plain"), b"{nope", GlpiVersion::V10).unwrap();
         assert!(p.is_empty());

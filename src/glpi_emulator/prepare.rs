@@ -53,11 +53,11 @@ pub(crate) fn before_add(
                 alternative_email: text_of(&input, "alternative_email"),
             };
             let tickets_id = int_of(&input, "tickets_id");
-            if glpi.get(ItemType::Ticket, tickets_id).is_none()
-                || check_actor(glpi, &actor).is_err()
-                || has_actor(glpi, tickets_id, &actor)
-            {
+            if glpi.get(ItemType::Ticket, tickets_id).is_none() {
                 return Err(String::new());
+            }
+            if let Some(refusal) = actor_refusal(glpi, tickets_id, &actor) {
+                return Err(refusal);
             }
             input.insert("alternative_email".into(), actor.alternative_email.into());
         }
@@ -173,8 +173,12 @@ fn prepare_ticket(glpi: &Glpi, session: &Session, input: &mut Row) -> Result<(),
         4 => set_default(input, "begin_waiting_date", now.into()),
         _ => {}
     }
+    // The ticket itself is refused for a bad actor email; other bad actors
+    // (unknown user, duplicates) are only skipped when the rows are added.
     for actor in actors::ticket_actors(input) {
-        check_actor(glpi, &actor)?;
+        if !actor.alternative_email.is_empty() && !is_valid_email(&actor.alternative_email) {
+            return Err(format!("Invalid email address {}", actor.alternative_email));
+        }
     }
     Ok(())
 }
@@ -215,18 +219,34 @@ fn name_from_content(content: &str, version: GlpiVersion) -> String {
     }
 }
 
-/// A ticket actor GLPI accepts: an existing user, or user 0 with a valid email.
-fn check_actor(glpi: &Glpi, actor: &Actor) -> Result<(), String> {
+/// Why `CommonITILActor::prepareInputForAdd` (and the relation checks)
+/// refuse an actor row, if they do: an unknown user, a user already in that
+/// role, an email-only actor without (or with a duplicate) email — all
+/// silently (`""`) — or an invalid email ("Invalid email address").
+fn actor_refusal(glpi: &Glpi, tickets_id: i64, actor: &Actor) -> Option<String> {
+    let existing = ticket_actor_rows(glpi, tickets_id);
+    if actor.users_id > 0 {
+        if glpi.get(ItemType::User, actor.users_id).is_none()
+            || existing
+                .iter()
+                .any(|(_, a)| a.role == actor.role && a.users_id == actor.users_id)
+        {
+            return Some(String::new());
+        }
+    } else if actor.alternative_email.is_empty()
+        || existing.iter().any(|(_, a)| {
+            a.role == actor.role
+                && a.users_id <= 0
+                && a.alternative_email
+                    .eq_ignore_ascii_case(&actor.alternative_email)
+        })
+    {
+        return Some(String::new());
+    }
     if !actor.alternative_email.is_empty() && !is_valid_email(&actor.alternative_email) {
-        return Err(format!("Invalid email address {}", actor.alternative_email));
+        return Some("Invalid email address".to_owned());
     }
-    if actor.users_id > 0 && glpi.get(ItemType::User, actor.users_id).is_none() {
-        return Err(String::new());
-    }
-    if actor.users_id <= 0 && actor.alternative_email.is_empty() {
-        return Err(String::new());
-    }
-    Ok(())
+    None
 }
 
 pub(crate) fn ticket_actor_rows(glpi: &Glpi, tickets_id: i64) -> Vec<(i64, Actor)> {
@@ -247,18 +267,9 @@ pub(crate) fn ticket_actor_rows(glpi: &Glpi, tickets_id: i64) -> Vec<(i64, Actor
         .collect()
 }
 
-fn has_actor(glpi: &Glpi, tickets_id: i64, actor: &Actor) -> bool {
-    ticket_actor_rows(glpi, tickets_id).iter().any(|(_, a)| {
-        a.role == actor.role
-            && a.users_id == actor.users_id
-            && a.alternative_email
-                .eq_ignore_ascii_case(&actor.alternative_email)
-    })
-}
-
 /// Adds a Ticket_User row unless the unique key refuses it.
 pub(crate) fn add_actor(glpi: &mut Glpi, tickets_id: i64, actor: &Actor) {
-    if check_actor(glpi, actor).is_err() || has_actor(glpi, tickets_id, actor) {
+    if actor_refusal(glpi, tickets_id, actor).is_some() {
         return;
     }
     let mut row = Map::new();
@@ -294,8 +305,12 @@ pub(crate) fn check_login(
     self_id: Option<i64>,
 ) -> Result<(), String> {
     let name = text_of(input, "name");
-    if !is_valid_login(&name) {
-        return Err("The login is not valid. Unable to add the user.".to_owned());
+    if name == "0" || !is_valid_login(&name) {
+        return Err(match self_id {
+            None => "The login is not valid. Unable to add the user.",
+            Some(_) => "The login is not valid. Unable to update login.",
+        }
+        .to_owned());
     }
     set_default(input, "authtype", 1.into());
     set_default(input, "auths_id", 0.into());
@@ -307,25 +322,33 @@ pub(crate) fn check_login(
             && int_of(r, "auths_id") == auths_id
     });
     if taken {
-        return Err("Unable to add. The user already exists.".to_owned());
+        return Err(match self_id {
+            None => "Unable to add. The user already exists.",
+            Some(_) => "Unable to update login. A user already exists.",
+        }
+        .to_owned());
     }
     Ok(())
 }
 
-/// `password` needs an equal `password2`; only a (fake) hash is stored.
+/// With `password2`, `password` must equal it (an empty one is dropped) and
+/// only a (fake) hash is stored; without `password2` GLPI stores the value
+/// as given. Never returned by the API either way.
 pub(crate) fn set_password(input: &mut Row) -> Result<(), String> {
+    if !input.contains_key("password2") {
+        return Ok(());
+    }
     let password = text_of(input, "password");
     if password.is_empty() {
         input.remove("password");
-        return Ok(());
-    }
-    if text_of(input, "password2") != password {
+    } else if text_of(input, "password2") != password {
         return Err("Error: the two passwords do not match".to_owned());
+    } else {
+        input.insert(
+            "password".into(),
+            format!("$2y$10$emulator{}", password.len()).into(),
+        );
     }
-    input.insert(
-        "password".into(),
-        format!("$2y$10$emulator{}", password.len()).into(),
-    );
     Ok(())
 }
 
@@ -335,9 +358,10 @@ fn user_has_email(glpi: &Glpi, users_id: i64, email: &str) -> bool {
     })
 }
 
-/// `_useremails` on add/update: keys naming one of the user's UserEmail rows
-/// update it (an empty value deletes it); any other key adds an address.
-/// Invalid or duplicate addresses are skipped silently.
+/// `_useremails` on add/update (`User::updateUserEmails`): a key > 0 naming
+/// one of the user's UserEmail rows updates it (an empty value deletes it) —
+/// so in a JSON *list*, index 1, 2… may hit the user's own rows; any other
+/// key adds an address. Invalid or duplicate addresses are skipped silently.
 pub(crate) fn sync_user_emails(glpi: &mut Glpi, users_id: i64, input: &Row) {
     let default_key = input.get("_default_email").and_then(as_text);
     for (key, email) in actors::user_emails(input) {
@@ -350,8 +374,10 @@ pub(crate) fn sync_user_emails(glpi: &mut Glpi, users_id: i64, input: &Row) {
             if email.is_empty() {
                 glpi.remove(ItemType::UserEmail, id);
             } else if is_valid_email(&email) {
+                // `is_default = ($_default_email == $id)`: 0 unless named.
                 if let Some(row) = glpi.get_mut(ItemType::UserEmail, id) {
                     row.insert("email".into(), email.into());
+                    row.insert("is_default".into(), i64::from(is_default).into());
                 }
                 if is_default {
                     set_default_email(glpi, id);

@@ -289,7 +289,7 @@ pub(crate) fn get_items(
         None => (0, LIST_LIMIT - 1, LIST_LIMIT),
     };
     let total = rows.len();
-    if total > 0 && start >= total {
+    if start > total {
         return range_exceeded(api_url, total);
     }
     let page: Vec<Value> = rows

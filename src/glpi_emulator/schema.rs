@@ -312,12 +312,12 @@ impl ItemType {
         matches!(self, ItemType::Contact | ItemType::Ticket)
     }
 
-    /// Types with the `Clonable` trait: a POST with the `id` of an existing
-    /// row clones that row.
+    /// Types with the `Clonable` trait (10.0: User too): a POST with the
+    /// `id` of an existing row clones that row.
     pub(crate) fn is_clonable(self) -> bool {
         matches!(
             self,
-            ItemType::Contact | ItemType::Ticket | ItemType::ItilFollowup
+            ItemType::User | ItemType::Contact | ItemType::Ticket | ItemType::ItilFollowup
         )
     }
 

@@ -23,7 +23,7 @@ use super::text_match::TextPattern;
 enum Criterion {
     Leaf {
         link: String,
-        option: Option<SearchOption>,
+        option: SearchOption,
         searchtype: String,
         value: String,
     },
@@ -66,29 +66,21 @@ fn parse_criteria(
             out.push(Criterion::Group { link, items });
             continue;
         }
-        let (Some(field), Some(searchtype)) = (
+        let (Some(field), Some(searchtype), Some(value)) = (
             entry.get("field").and_then(as_text),
             entry.get("searchtype").and_then(as_text),
+            entry.get("value").and_then(as_text),
         ) else {
             return Err(bad_criteria(api_url, "Malformed search criteria"));
         };
-        let value = entry.get("value").and_then(as_text).unwrap_or_default();
-        let option = if field == "all" || field == "view" {
-            None
-        } else {
-            let id: u32 = field
-                .parse()
-                .ok()
-                .filter(|_| field.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| bad_criteria(api_url, "Bad field ID in search criteria"))?;
-            let option = options
-                .iter()
-                .find(|o| o.id == id)
-                .copied()
-                .ok_or_else(|| bad_criteria(api_url, "Bad field ID in search criteria"))?;
-            fields.push(id);
-            Some(option)
-        };
+        // `ctype_digit` then a known option: "all"/"view" are refused too.
+        let option = field
+            .parse::<u32>()
+            .ok()
+            .filter(|_| field.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|id| options.iter().find(|o| o.id == id).copied())
+            .ok_or_else(|| bad_criteria(api_url, "Bad field ID in search criteria"))?;
+        fields.push(option.id);
         out.push(Criterion::Leaf {
             link,
             option,
@@ -128,12 +120,7 @@ fn eval_one(glpi: &Glpi, item: &Criterion, row: &Row, options: &[SearchOption]) 
             searchtype,
             value,
             ..
-        } => match option {
-            Some(option) => leaf_matches(glpi, option, searchtype, value, row),
-            None => options
-                .iter()
-                .any(|o| leaf_matches(glpi, o, searchtype, value, row)),
-        },
+        } => leaf_matches(glpi, option, searchtype, value, row),
     }
 }
 
@@ -313,7 +300,7 @@ pub(crate) fn search(
         Err(reply) => return reply,
     };
     let total = rows.len();
-    if total > 0 && start > total {
+    if start > total {
         return range_exceeded(api_url, total);
     }
     let data: Vec<Value> = rows

@@ -18,6 +18,8 @@ pub(crate) struct Glpi {
     /// Root (0) first; the others are children of the root.
     pub(crate) entities: Vec<i64>,
     pub(crate) api_users: Vec<(i64, String, String)>,
+    /// The users present at start (not created by clients).
+    pub(crate) seeded_users: Vec<i64>,
     tables: BTreeMap<ItemType, BTreeMap<i64, Row>>,
     next_ids: BTreeMap<ItemType, i64>,
 }
@@ -48,6 +50,7 @@ impl Glpi {
                 .iter()
                 .map(|u| (u.id, u.login.clone(), u.user_token.clone()))
                 .collect(),
+            seeded_users: Vec::new(),
             tables: ItemType::ALL
                 .iter()
                 .map(|t| (*t, BTreeMap::new()))
@@ -68,7 +71,8 @@ impl Glpi {
             row.insert("id".into(), Value::from(id));
             row.insert("name".into(), Value::from(login));
             row.insert("authtype".into(), Value::from(1));
-            glpi.insert(ItemType::User, row);
+            let id = glpi.insert(ItemType::User, row);
+            glpi.seeded_users.push(id);
         }
         glpi
     }
