@@ -152,6 +152,18 @@ pub struct Job {
     /// Failed attempts so far (0 on the first run). A retry (> 0) must first
     /// look up a possibly-created GLPI record (invariant 2).
     pub attempts: u32,
+    /// A worker started this job before ([`crate::outbox::mark_started`])
+    /// without recording an outcome: the process was killed mid-job, so a
+    /// create may have reached GLPI even though `attempts` is 0.
+    pub started_before: bool,
+}
+
+impl Job {
+    /// Whether an earlier run may have created this job's GLPI record, so
+    /// it must be looked up before creating (invariant 2).
+    pub fn may_have_run(&self) -> bool {
+        self.attempts > 0 || self.started_before
+    }
 }
 
 /// Idempotency keys and queue names, in one place so the planner, the

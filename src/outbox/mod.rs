@@ -18,9 +18,9 @@ pub use job::{
     keys, AttachmentSnapshot, ContactSnapshot, ConversationSnapshot, Job, JobKind, MessageSnapshot,
 };
 pub use store::{
-    complete, depth, drop_parked, enqueue, next_not_before, next_runnable, next_runnable_at,
-    oldest_pending_age, park, parked, parked_counts, patch_unstarted, retry_later, retry_parked,
-    Enqueued, OutboxDepth, ParkedJob, ParkedSelection,
+    complete, depth, drop_parked, enqueue, mark_started, next_not_before, next_runnable,
+    next_runnable_at, oldest_pending_age, park, parked, parked_counts, patch_unstarted,
+    retry_later, retry_parked, Enqueued, OutboxDepth, ParkedJob, ParkedSelection,
 };
 
 /// The outbox tables (applied by `state::State::open`).
@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS outbox_jobs (
     -- 1 for the oldest job of its queue: the only one that may run
     is_head INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    -- 1 once a worker started the job: a later run may follow a create whose
+    -- outcome is unknown (the process died mid-call), so it must look first
+    started INTEGER NOT NULL DEFAULT 0,
     -- unix milliseconds; a retried job waits until then
     not_before INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,

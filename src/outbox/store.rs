@@ -157,7 +157,7 @@ pub fn next_runnable_at(
     // rows always leaves `limit` candidates when they exist.
     let fetch = limit + exclude_queues.len();
     let mut stmt = conn.prepare_cached(
-        "SELECT id, key, queue, account_id, kind, attempts FROM outbox_jobs
+        "SELECT id, key, queue, account_id, kind, attempts, started FROM outbox_jobs
          WHERE is_head = 1 AND state = 'pending' AND not_before <= ?1
          ORDER BY id LIMIT ?2",
     )?;
@@ -169,11 +169,12 @@ pub fn next_runnable_at(
             r.get::<_, i64>(3)?,
             r.get::<_, String>(4)?,
             r.get::<_, u32>(5)?,
+            r.get::<_, bool>(6)?,
         ))
     })?;
     let mut jobs = Vec::with_capacity(limit);
     for row in rows {
-        let (id, key, queue, account_id, kind, attempts) = row?;
+        let (id, key, queue, account_id, kind, attempts, started_before) = row?;
         if exclude_queues.contains(&queue) {
             continue;
         }
@@ -184,6 +185,7 @@ pub fn next_runnable_at(
             queue,
             account_id,
             attempts,
+            started_before,
         });
         if jobs.len() == limit {
             break;
@@ -237,6 +239,17 @@ where
     remove_and_promote(&tx, job_id)?;
     tx.commit().map_err(OutboxError::from)?;
     Ok(value)
+}
+
+/// Records durably that a worker is about to run `job_id`, before it sends
+/// anything to GLPI. If the process is killed before the job's outcome is
+/// recorded, the next run sees [`Job::started_before`] and looks up what the
+/// killed run may have created instead of creating it again (invariant 2).
+/// Costs one small SQLite write per job, and no GLPI request.
+pub fn mark_started(conn: &Connection, job_id: i64) -> Result<(), OutboxError> {
+    conn.prepare_cached("UPDATE outbox_jobs SET started = 1 WHERE id = ?1 AND started = 0")?
+        .execute([job_id])?;
+    Ok(())
 }
 
 /// A transient failure: the job stays at its queue's head and runs again

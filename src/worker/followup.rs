@@ -4,7 +4,8 @@
 //! the first message).
 //!
 //! Steady state costs exactly one GLPI request per message (the POST). Only
-//! a retried job (attempts > 0) first lists the ticket's followups to find
+//! a job that may have run before (a retry, or a run cut by a crash:
+//! [`Job::may_have_run`]) first lists the ticket's followups to find
 //! one an interrupted attempt created, by its `[cwgb-m<id>]` marker.
 
 use serde_json::json;
@@ -182,7 +183,7 @@ async fn post_followup(
     ticket: &TicketLink,
     message: &MessageSnapshot,
 ) -> Result<i64, JobError> {
-    if job.attempts > 0 {
+    if job.may_have_run() {
         if let Some(id) = find_followup(ctx, ticket.glpi_ticket_id, message.id).await? {
             return Ok(id);
         }

@@ -126,8 +126,25 @@ pub fn enqueue_conversation_write_back(
     Ok(())
 }
 
+/// Jobs whose first run creates in GLPI without looking first (tickets and
+/// followups: one request per message in steady state). Contact syncs always
+/// search before creating, and write-backs do not touch GLPI.
+fn creates_without_lookup(kind: &JobKind) -> bool {
+    matches!(
+        kind,
+        JobKind::CreateTicket { .. }
+            | JobKind::CreateFollowup { .. }
+            | JobKind::UpdateFollowup { .. }
+    )
+}
+
 /// Runs one job to completion (recording its result) or returns why not.
 pub async fn execute(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
+    if creates_without_lookup(&job.kind) && !job.started_before {
+        // Durable before the POST: if we are killed before recording the
+        // outcome, the next run knows to look the record up (invariant 2).
+        ctx.with_state(|s| outbox::mark_started(s.conn(), job.id))?;
+    }
     match &job.kind {
         JobKind::SyncContact { contact } => {
             super::contact::sync_contact_job(ctx, job, contact).await

@@ -53,7 +53,7 @@ pub async fn create_ticket_job(
     let status = glpi_status(conversation.status);
     let priority = glpi_priority(conversation.priority);
     let marker = content::ticket_marker(conversation.account_id, conversation.id);
-    let found = if job.attempts > 0 {
+    let found = if job.may_have_run() {
         find_ticket(ctx, &marker).await?
     } else {
         None

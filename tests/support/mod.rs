@@ -190,3 +190,4 @@ pub mod chatwoot {
         )
     }
 }
+pub mod workload;
