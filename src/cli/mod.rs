@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand.
 
+pub mod check;
 pub mod context;
 pub mod glpi_sandbox;
 pub mod parked;

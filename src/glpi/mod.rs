@@ -269,6 +269,12 @@ impl GlpiClient {
         })
     }
 
+    /// Opens the shared session now instead of at the first call (`check`
+    /// uses it to prove the URL and tokens work; killSession ends it).
+    pub async fn open_session_now(&self) -> Result<(), GlpiError> {
+        self.session().await.map(|_| ())
+    }
+
     /// Ends the shared session (call on shutdown, after the workers
     /// stopped). A later call would open a new one.
     pub async fn kill_session(&self) -> Result<(), GlpiError> {
