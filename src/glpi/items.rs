@@ -42,9 +42,18 @@ impl UserInput {
         let mut input = self.to_update_input();
         input.insert("name".into(), json!(self.login));
         if !self.emails.is_empty() {
-            // A list: keys 0,1,… are not existing UserEmail ids, so each
-            // becomes a new row; the first one is the default.
-            input.insert("_useremails".into(), json!(self.emails));
+            // Negative keys: GLPI treats a positive key as the id of an
+            // existing UserEmail row to overwrite, so a JSON list (keys 0, 1,
+            // …) would turn the second address into an update of UserEmail
+            // id 1 — possibly another user's. Keys -1, -2, … always add.
+            let emails: Map<String, Value> = self
+                .emails
+                .iter()
+                .enumerate()
+                .map(|(i, email)| (format!("-{}", i + 1), json!(email)))
+                .collect();
+            input.insert("_useremails".into(), Value::Object(emails));
+            input.insert("_default_email".into(), json!("-1"));
         }
         if let Some(entity) = self.entities_id {
             input.insert("entities_id".into(), json!(entity));
@@ -461,7 +470,8 @@ mod tests {
         assert_eq!(
             user.to_create_input(),
             json!({"name": "jdoe", "realname": "Doe", "firstname": "John",
-                   "_useremails": ["a@x.org", "b@x.org"], "entities_id": 3, "_entities_id": 3})
+                   "_useremails": {"-1": "a@x.org", "-2": "b@x.org"}, "_default_email": "-1",
+                   "entities_id": 3, "_entities_id": 3})
         );
         assert_eq!(
             Value::Object(user.to_update_input()),
