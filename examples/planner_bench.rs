@@ -202,6 +202,7 @@ fn main() {
             commit_lsn: Lsn(1),
             from_bridge: false,
             changes: chunk,
+            rejected: &[],
         };
         run.writer.append_transactions(&[tx]).expect("append");
     }
@@ -238,6 +239,7 @@ fn main() {
                     commit_lsn: Lsn(lsn),
                     from_bridge: false,
                     changes,
+                    rejected: &[],
                 }
             })
             .collect();
