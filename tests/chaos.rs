@@ -216,6 +216,9 @@ async fn exactly_once_under_kills_restarts_and_glpi_faults() {
         (checked.tickets, checked.followups),
         (again.tickets, again.followups)
     );
-    assert!(again.tickets > 5 && again.followups > 20, "the workload was too small to mean anything");
+    assert!(
+        again.tickets > 5 && again.followups > 20,
+        "the workload was too small to mean anything"
+    );
     glpi.shutdown().await;
 }

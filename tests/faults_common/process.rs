@@ -52,6 +52,13 @@ impl BridgeProcess {
             .env("BRIDGE_SLOT_NAME", &config.slot)
             .env("BRIDGE_PUBLICATION_NAME", &config.publication)
             .env("BRIDGE_METRICS_ADDR", "off")
+            // The replication stage's own names (until `run` reads the
+            // configuration module's), and a short acknowledgement interval
+            // so slot progress is visible within a test.
+            .env("BRIDGE_STATE", &config.state_file)
+            .env("BRIDGE_SLOT", &config.slot)
+            .env("BRIDGE_PUBLICATION", &config.publication)
+            .env("BRIDGE_STATUS_INTERVAL_SECS", "1")
             .env(
                 "RUST_LOG",
                 std::env::var("BRIDGE_TEST_LOG").unwrap_or_else(|_| "info".into()),
