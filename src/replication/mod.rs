@@ -174,6 +174,23 @@ impl Session<'_> {
 
         let stored = repl_state::load(self.state.conn())?;
         let backfilled = stored.backfill.is_complete();
+
+        let mut cfg = self
+            .source
+            .replication_config(&names.slot, &names.publication)
+            .with_status_interval(self.options.status_interval)
+            .with_wakeup_interval(self.options.status_interval);
+        if backfilled {
+            let durable = pgwire_replication::Lsn(stored.durable_lsn.0);
+            cfg = cfg.with_start_lsn(durable).with_ack_lsn(durable);
+        }
+        let target = self.source.target();
+        let wire = |e| ReplicationError::from_wire(&names.slot, &target, e);
+        let mut repl = ReplicationClient::connect_gated(cfg).await.map_err(wire)?;
+        let system = repl.identify_system().await.map_err(wire)?;
+        // The state file must belong to this database before anything in it
+        // is trusted.
+        self.check_source(&system.system_id)?;
         if backfilled && slot_status == SlotStatus::Missing {
             return Err(ReplicationError::SlotMissing {
                 slot: names.slot.clone(),
@@ -205,21 +222,6 @@ impl Session<'_> {
                 });
             }
         }
-
-        let mut cfg = self
-            .source
-            .replication_config(&names.slot, &names.publication)
-            .with_status_interval(self.options.status_interval)
-            .with_wakeup_interval(self.options.status_interval);
-        if backfilled {
-            let durable = pgwire_replication::Lsn(stored.durable_lsn.0);
-            cfg = cfg.with_start_lsn(durable).with_ack_lsn(durable);
-        }
-        let target = self.source.target();
-        let wire = |e| ReplicationError::from_wire(&names.slot, &target, e);
-        let mut repl = ReplicationClient::connect_gated(cfg).await.map_err(wire)?;
-        let system = repl.identify_system().await.map_err(wire)?;
-        self.check_source(&system.system_id)?;
 
         let durable_lsn = if backfilled {
             stored.durable_lsn
