@@ -62,6 +62,7 @@ fn random_fault(rng: &mut StdRng) -> Fault {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "enabled once `run` composes the planner and workers with replication"]
 async fn exactly_once_under_kills_restarts_and_glpi_faults() {
     let seed: u64 = std::env::var("CHAOS_SEED")
         .ok()
