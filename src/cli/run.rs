@@ -197,7 +197,6 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
     let jobs_ready = Arc::new(Notify::new());
     replication.on_durable = Some(new_changes.clone());
     let (stop, stopped) = watch::channel(false);
-    let planner_cancel = CancellationToken::new();
 
     let planner = Planner::new(open()?, configured.clone()).context("starting the planner")?;
     let planner_task = tokio::spawn(planner::run(
@@ -205,7 +204,7 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
         PlannerSignals {
             new_changes,
             jobs_ready: jobs_ready.clone(),
-            cancel: planner_cancel.clone(),
+            cancel: cancel.clone(),
             idle_poll: Duration::from_millis(500),
         },
     ));
@@ -222,7 +221,6 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
     let result = replication::run(replication, cancel.clone()).await;
     // Replication has stopped (cancelled or failed): stop the others too.
     cancel.cancel();
-    planner_cancel.cancel();
     let _ = stop.send(true);
     let planned = planner_task.await.context("the planner task failed")?;
     workers_task.await.context("the worker task failed")?;
