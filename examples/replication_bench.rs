@@ -47,7 +47,10 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 
 async fn create_db(cluster: &Cluster) -> BenchDb {
     let admin = connect(&cluster.superuser_url("postgres")).await;
-    admin.batch_execute(&format!("CREATE DATABASE {DB}")).await.unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {DB}"))
+        .await
+        .unwrap();
     let url = cluster.superuser_url(DB);
     let client = connect(&url).await;
     client
@@ -98,7 +101,11 @@ async fn bridge_run(db: &BenchDb, state: &Path, slot: &str, end: Lsn) -> Duratio
     let started = Instant::now();
     let task = tokio::spawn(replication::run(options(db, state, slot), cancel.clone()));
     while durable_lsn(state) < end {
-        assert!(!task.is_finished(), "replication ended early: {:?}", task.await);
+        assert!(
+            !task.is_finished(),
+            "replication ended early: {:?}",
+            task.await
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed();
@@ -111,9 +118,21 @@ async fn bridge_run(db: &BenchDb, state: &Path, slot: &str, end: Lsn) -> Duratio
 fn recvlogical_run(cluster: &Cluster, db: &BenchDb, slot: &str, end: Lsn) -> Duration {
     let started = Instant::now();
     let status = Command::new("pg_recvlogical")
-        .args(["-h", "127.0.0.1", "-p", &cluster.port.to_string(), "-U", "postgres"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &cluster.port.to_string(),
+            "-U",
+            "postgres",
+        ])
         .args(["-d", &db.name, "--slot", slot, "--start", "--no-loop"])
-        .args(["-o", "proto_version=1", "-o", &format!("publication_names={PUBLICATION}")])
+        .args([
+            "-o",
+            "proto_version=1",
+            "-o",
+            &format!("publication_names={PUBLICATION}"),
+        ])
         .args(["--endpos", &end.to_string(), "-f", "/dev/null"])
         .env("PGPASSWORD", cluster::SUPERUSER_PASSWORD)
         .status()

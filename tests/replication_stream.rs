@@ -381,7 +381,7 @@ async fn postgres_restart_mid_stream_loses_and_duplicates_nothing() {
     let client = db.connect().await;
     run.wait_for_keys(&contact_inserts_after(&client, 0).await, WAIT).await;
 
-    cluster.restart();
+    cluster.restart_async().await;
     // Written right after the restart, while the bridge reconnects.
     db.execute(&chatwoot::insert_contacts_sql(1, 5)).await;
     let client = db.connect().await;

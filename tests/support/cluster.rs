@@ -193,6 +193,23 @@ fn pg_ctl_stop(bin_dir: &Path, data_dir: &Path, mode: &str) -> std::io::Result<b
     Ok(status.success())
 }
 
+fn pg_ctl_start(bin_dir: &Path, data_dir: &Path, log_file: &Path, port: u16) -> bool {
+    as_pg_user(&bin_dir.join("pg_ctl"))
+        .arg("-D")
+        .arg(data_dir)
+        .arg("-l")
+        .arg(log_file)
+        .arg("-o")
+        .arg(format!("-p {port}"))
+        .args(["-w", "-t", "60", "start"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
 fn free_port() -> u16 {
     // Ports handed out in this process are not reused even if a cluster has
     // not bound its port yet.
@@ -301,20 +318,7 @@ impl Cluster {
 
     fn try_start(&self) -> bool {
         register_live(&self.bin_dir, &self.data_dir);
-        let status = as_pg_user(&self.bin_dir.join("pg_ctl"))
-            .arg("-D")
-            .arg(&self.data_dir)
-            .arg("-l")
-            .arg(&self.log_file)
-            .arg("-o")
-            .arg(format!("-p {}", self.port))
-            .args(["-w", "-t", "60", "start"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run pg_ctl start");
-        status.success()
+        pg_ctl_start(&self.bin_dir, &self.data_dir, &self.log_file, self.port)
     }
 
     /// Stops the cluster if the test process dies without running atexit
@@ -366,11 +370,31 @@ impl Cluster {
         pg_ctl_stop(&self.bin_dir, &self.data_dir, "fast").expect("run pg_ctl stop");
     }
 
-    /// Stops and starts the cluster, as a database restart under a running
-    /// bridge.
+    /// Stops and starts the cluster. Blocks the calling thread: from async
+    /// code use [`Cluster::restart_async`], or the bridge running on the
+    /// test's runtime cannot answer the server meanwhile (PostgreSQL then
+    /// waits up to `wal_sender_timeout` for its walsender to finish).
     pub fn restart(&self) {
         self.stop();
         self.start();
+    }
+
+    /// [`Cluster::restart`] without blocking the async runtime, as a
+    /// database restart under a running bridge.
+    pub async fn restart_async(&self) {
+        let (bin, data, log, port) = (
+            self.bin_dir.clone(),
+            self.data_dir.clone(),
+            self.log_file.clone(),
+            self.port,
+        );
+        let started = tokio::task::spawn_blocking(move || {
+            let _ = pg_ctl_stop(&bin, &data, "fast");
+            pg_ctl_start(&bin, &data, &log, port)
+        })
+        .await
+        .expect("restart task");
+        assert!(started, "PostgreSQL failed to restart; log:\n{}", self.log());
     }
 
     /// The server log (for failure messages).
