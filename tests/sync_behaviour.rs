@@ -24,6 +24,9 @@ fn posts(env: &BridgeEnv, path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Chatwoot (status, priority) set, and the GLPI (status, priority) sent.
+type Step = (i32, Option<i32>, Option<(i64, i64)>);
+
 #[tokio::test]
 async fn status_and_priority_follow_the_guide_tables() {
     let env = BridgeEnv::start(BridgeSetup::new("user")).await;
@@ -42,7 +45,7 @@ async fn status_and_priority_follow_the_guide_tables() {
 
     // (Chatwoot status, Chatwoot priority) → (GLPI status, GLPI priority),
     // None when GLPI already shows it (no call).
-    let steps: &[(i32, Option<i32>, Option<(i64, i64)>)] = &[
+    let steps: &[Step] = &[
         (2, None, Some((4, 3))),    // pending → 4
         (3, None, None),            // snoozed → 4: GLPI unchanged
         (1, None, Some((5, 3))),    // resolved → 5

@@ -171,9 +171,7 @@ async fn ticket_and_messages(sync_type: &str) {
     assert_eq!(tickets.len(), 1, "{tickets:#?}");
     let sent = &tickets[0];
     let link = format!("https://chat.example.com/app/accounts/1/conversations/{display_id}");
-    let mut description = format!(
-        "[2024-01-15 10:30:00 UTC] Test User (contact):<br>My printer is broken<br>It smokes &lt;a lot&gt; &amp; more"
-    );
+    let mut description = "[2024-01-15 10:30:00 UTC] Test User (contact):<br>My printer is broken<br>It smokes &lt;a lot&gt; &amp; more".to_owned();
     if sync_type == "contact" {
         description.push_str(
             "<br><br>Contact:<br>- Name: Test User<br>- Email: test@example.com<br>- Phone: +1234567890",
