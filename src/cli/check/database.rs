@@ -120,7 +120,7 @@ async fn catalog_checks(
         .query(
             "SELECT t, c.oid IS NOT NULL,
                     coalesce(has_table_privilege(c.oid, 'SELECT'), false),
-                    coalesce(has_table_privilege(c.oid, 'UPDATE'), false),
+                    coalesce(has_column_privilege(c.oid, 'additional_attributes', 'UPDATE'), false),
                     coalesce(pg_get_userbyid(c.relowner) = current_user, false)
              FROM unnest($1::text[]) WITH ORDINALITY AS w(t, n)
              LEFT JOIN pg_class c ON c.oid = to_regclass(format('public.%I', t))
@@ -166,7 +166,8 @@ async fn catalog_checks(
     if unreadable.is_empty() && not_updatable.is_empty() {
         lines.push(CheckLine::pass(
             "privileges",
-            "SELECT on the tables read, UPDATE on contacts and conversations (write-back)",
+            "SELECT on the tables read, UPDATE of additional_attributes on contacts and \
+             conversations (write-back)",
         ));
     } else {
         let mut grants = Vec::new();
@@ -178,7 +179,7 @@ async fn catalog_checks(
         }
         if !not_updatable.is_empty() {
             grants.push(format!(
-                "GRANT UPDATE ON {} TO \"{role}\";",
+                "GRANT UPDATE (additional_attributes) ON {} TO \"{role}\";",
                 not_updatable.join(", ")
             ));
         }
