@@ -157,3 +157,62 @@ async fn item_links_and_last_modified() {
     let (_, ticket) = glpi.get(&format!("/Ticket/{t}?get_hateoas=false")).await;
     assert!(ticket.get("links").is_none());
 }
+
+#[tokio::test]
+async fn users_are_visible_through_their_profile_entities() {
+    let glpi = Glpi::start_with(chatwoot_glpi_bridge::glpi_emulator::EmulatorConfig {
+        writable_entities: vec![0, 2],
+        ..Default::default()
+    })
+    .await;
+    // created while the session sees everything from the root: profile on root only
+    let rooted = glpi.create("User", json!({"name": "rooted"})).await;
+    let in_two = glpi
+        .create("User", json!({"name": "intwo", "_entities_id": 2}))
+        .await;
+    // multi-entity mode: search shows the entity column (80)
+    let (_, body) = glpi
+        .get("/search/User?criteria[0][field]=1&criteria[0][searchtype]=contains&criteria[0][value]=%5Erooted%24")
+        .await;
+    assert!(body["data"][0].get("80").is_some(), "{body}");
+
+    glpi.post(
+        "/changeActiveEntities",
+        json!({"entities_id": 2, "is_recursive": false}),
+    )
+    .await;
+    let (_, body) = glpi.get("/User/?searchText[name]=%5Erooted%24").await;
+    assert_eq!(body, json!([]), "hidden outside the session's entities");
+    let (status, body) = glpi.get(&format!("/User/{rooted}")).await;
+    assert_eq!(status, 403);
+    assert_eq!(body[0], "ERROR_RIGHT_MISSING");
+    let (_, body) = glpi
+        .get("/search/User?criteria[0][field]=1&criteria[0][searchtype]=contains&criteria[0][value]=%5Erooted%24")
+        .await;
+    assert_eq!(body["totalcount"], 0);
+    let (status, _) = glpi.get(&format!("/User/{in_two}")).await;
+    assert_eq!(status, 200);
+    // the login is still taken
+    let (status, _) = glpi
+        .post("/User/", json!({"input": {"name": "rooted"}}))
+        .await;
+    assert_eq!(status, 400);
+    // back to everything
+    glpi.post("/changeActiveEntities", json!({"is_recursive": true}))
+        .await;
+    let (status, _) = glpi.get(&format!("/User/{rooted}")).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn expand_dropdowns_names_foreign_keys() {
+    let glpi = Glpi::start().await;
+    let t = glpi.create("Ticket", json!({"name": "x"})).await;
+    let (_, ticket) = glpi
+        .get(&format!("/Ticket/{t}?expand_dropdowns=true"))
+        .await;
+    assert_eq!(ticket["entities_id"], "Root entity");
+    assert_eq!(ticket["users_id_recipient"], "glpi");
+    assert_eq!(ticket["requesttypes_id"], "Helpdesk");
+    assert_eq!(ticket["itilcategories_id"], 0);
+}

@@ -328,3 +328,72 @@ async fn a_late_attachment_rewrites_the_followup() {
     assert!(content.contains("https://files.example/p.png"), "{content}");
     env.stop().await;
 }
+
+#[tokio::test]
+async fn an_adopted_ticket_is_reconciled_before_posting() {
+    let env = JobEnv::start(
+        GlpiVersion::V10,
+        GlpiPersonType::User,
+        WorkerConfig::default(),
+    )
+    .await;
+    insert_conversation_rows(&env, 1).await;
+    let c = contact(1, "Test User", Some("test@example.com"), None);
+    enqueue(
+        &env,
+        vec![
+            ticket_job(1, c, message(10, 1, "first")),
+            followup_job(1, message(11, 1, "second")),
+            followup_job(1, message(12, 1, "third")),
+        ],
+    );
+    env.drain().await;
+    let ticket_id = env.emulator.items("Ticket")[0]["id"].as_i64().unwrap();
+    // The state file is lost; Chatwoot's key lags one message behind (the
+    // write-back of message 12 never happened). The planner adopts it.
+    {
+        let state = env.state();
+        state
+            .conn()
+            .execute_batch("DELETE FROM ticket_links; DELETE FROM followup_links;")
+            .unwrap();
+        mappings::adopt_ticket(state.conn(), 1, 1, ticket_id, Some(11)).unwrap();
+    }
+    env.emulator.clear_requests();
+    enqueue(
+        &env,
+        vec![
+            followup_job(1, message(12, 1, "third")),
+            followup_job(1, message(13, 1, "fourth")),
+        ],
+    );
+    env.drain().await;
+    let posts: Vec<_> = env
+        .glpi_requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 1, "only message 13 is new");
+    let lists = env
+        .glpi_requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/ITILFollowup"))
+        .count();
+    assert_eq!(lists, 1, "one reconciliation, then one POST per message");
+    assert_eq!(env.emulator.items("ITILFollowup").len(), 3);
+    let state = env.state();
+    assert!(
+        mappings::ticket_link(state.conn(), 1)
+            .unwrap()
+            .unwrap()
+            .reconciled
+    );
+    assert_eq!(
+        mappings::ticket_link(state.conn(), 1)
+            .unwrap()
+            .unwrap()
+            .last_synced_message_id,
+        Some(13)
+    );
+    env.stop().await;
+}

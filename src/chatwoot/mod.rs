@@ -109,7 +109,7 @@ impl<T> Field<T> {
 }
 
 /// What happened to a row.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowOp {
     /// Read from the snapshot during the first start's backfill.

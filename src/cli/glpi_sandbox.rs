@@ -3,6 +3,7 @@
 //! what would have been created in a real GLPI.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -63,12 +64,80 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
     println!(
         "Point the bridge's GLPI api_url at it; press Ctrl-C for a summary of what was created."
     );
+    let log = tokio::spawn(log_requests(emulator.clone()));
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
+    log.abort();
     println!();
     println!("{} requests received.", emulator.requests().len());
     print!("{}", emulator.created_summary());
     emulator.shutdown().await;
     Ok(())
+}
+
+/// Prints each answered request as it completes: method, path, query
+/// (tokens redacted), status.
+async fn log_requests(emulator: Emulator) {
+    let mut next = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let requests = emulator.requests();
+        while let Some(r) = requests.get(next) {
+            let unanswered = r.status == 0 && r.fault.is_none();
+            if unanswered && r.at.elapsed() < Duration::from_secs(30) {
+                break;
+            }
+            let query = redact_query(&r.query);
+            let status = match (r.status, &r.fault) {
+                (0, Some(fault)) => format!("dropped ({fault})"),
+                (0, None) => "no answer yet".to_owned(),
+                (status, _) => status.to_string(),
+            };
+            println!(
+                "{} {}{}{} -> {status}",
+                r.method,
+                r.path,
+                if query.is_empty() { "" } else { "?" },
+                query
+            );
+            next += 1;
+        }
+    }
+}
+
+/// Hides the value of any query parameter whose name mentions a token.
+fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.to_ascii_lowercase().contains("token") => {
+                format!("{name}=[redacted]")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_in_queries_are_redacted() {
+        assert_eq!(
+            redact_query("app_token=abc&session_token=def&range=0-9"),
+            "app_token=[redacted]&session_token=[redacted]&range=0-9"
+        );
+        assert_eq!(redact_query(""), "");
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("11"), Ok(GlpiVersion::V11));
+        assert_eq!(parse_version("10"), Ok(GlpiVersion::V10));
+        assert!(parse_version("9.5").is_err());
+    }
 }

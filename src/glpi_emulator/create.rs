@@ -12,7 +12,7 @@ use super::reply::Reply;
 use super::sanitize;
 use super::schema::{apply_input, default_row, ItemType, Row};
 use super::session::Session;
-use super::store::Glpi;
+use super::store::{person_name, Glpi};
 use super::GlpiVersion;
 
 pub(crate) const NO_RIGHT: &str = "You don't have permission to perform this action.";
@@ -254,14 +254,4 @@ fn added_message(glpi: &Glpi, t: ItemType, id: i64) -> String {
         }
     };
     format!("Item successfully added: {name}")
-}
-
-/// `formatUserName`: "Lastname Firstname", else the login.
-fn person_name(last: &str, first: &str, login: &str) -> String {
-    match (last.is_empty(), first.is_empty()) {
-        (false, false) => format!("{last} {first}"),
-        (false, true) => last.to_owned(),
-        (true, false) if login.is_empty() => first.to_owned(),
-        _ => login.to_owned(),
-    }
 }

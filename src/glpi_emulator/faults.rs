@@ -23,7 +23,9 @@ pub enum Fault {
     DropConnections { count: u32 },
     /// The next `count` POST creates (of that itemtype, case-insensitive, or of
     /// any when `None`): the request IS processed (the item is created), then
-    /// the connection is closed without a response — a lost response.
+    /// the connection is closed without a response — a lost response. A POST
+    /// that creates nothing (GLPI refused it) answers normally and does not
+    /// use up the count.
     CommitThenDrop {
         count: u32,
         itemtype: Option<String>,

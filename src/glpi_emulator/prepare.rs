@@ -93,7 +93,21 @@ pub(crate) fn after_add(
     cloned_from: Option<i64>,
 ) {
     match t {
-        ItemType::User => sync_user_emails(glpi, id, input),
+        ItemType::User => {
+            // User::post_addItem: the default profile, in `_entities_id` or
+            // the active entity, recursive only if `_is_recursive`.
+            let entity = input
+                .get("_entities_id")
+                .and_then(as_int)
+                .unwrap_or(session.active_entity);
+            let recursive = crate::glpi_emulator::params::is_true(input.get("_is_recursive"));
+            let mut profiles = cloned_from
+                .and_then(|source| glpi.user_profiles.get(&source).cloned())
+                .unwrap_or_default();
+            profiles.push((entity, recursive));
+            glpi.user_profiles.insert(id, profiles);
+            sync_user_emails(glpi, id, input);
+        }
         ItemType::UserEmail => {
             if glpi
                 .get(t, id)

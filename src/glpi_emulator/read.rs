@@ -72,6 +72,9 @@ fn present(
     for hidden in t.undisclosed() {
         out.remove(*hidden);
     }
+    if is_true(params.get("expand_dropdowns")) {
+        expand_dropdowns(glpi, &mut out);
+    }
     if options.decode {
         sanitize::decode_top_level(&mut out);
     }
@@ -80,6 +83,25 @@ fn present(
         out.insert("links".into(), Value::Array(links(glpi, t, row, api_url)));
     }
     Value::Object(out)
+}
+
+/// `expand_dropdowns`: foreign keys become names (`entities_id` 0 is the
+/// root entity's name; other zero keys stay 0).
+fn expand_dropdowns(glpi: &Glpi, row: &mut Row) {
+    for (key, value) in row.iter_mut() {
+        let id = value.as_i64().unwrap_or(0);
+        let name = match fk_itemtype(key) {
+            Some("Entity") => Some(glpi.entity_name(id)),
+            _ if id == 0 => None,
+            Some("User") => glpi.user_display_name(id),
+            Some("Ticket") => glpi.get(ItemType::Ticket, id).map(|t| text_of(t, "name")),
+            Some("RequestType") => super::search_options::request_type_name(id).map(str::to_owned),
+            _ => None,
+        };
+        if let Some(name) = name {
+            *value = Value::String(name);
+        }
+    }
 }
 
 /// HATEOAS links: foreign keys to their items, and a ticket's or user's
@@ -165,11 +187,7 @@ pub(crate) fn get_item(
     let Some(row) = glpi.get(t, id) else {
         return Reply::error(api_url, 404, "ERROR_ITEM_NOT_FOUND", "Item not found");
     };
-    if t.is_entity_assign()
-        && !session
-            .active_entities
-            .contains(&int_of(row, "entities_id"))
-    {
+    if !visible(glpi, session, t, row) {
         return Reply::error(
             api_url,
             403,
@@ -187,6 +205,18 @@ pub(crate) fn get_item(
         }
     }
     reply
+}
+
+/// Whether the session may see a row: entity-assigned types by their
+/// entity, users by their profiles' entities.
+pub(crate) fn visible(glpi: &Glpi, session: &Session, t: ItemType, row: &Row) -> bool {
+    match t {
+        _ if t.is_entity_assign() => session
+            .active_entities
+            .contains(&int_of(row, "entities_id")),
+        ItemType::User => glpi.user_visible(session, int_of(row, "id")),
+        _ => true,
+    }
 }
 
 /// A parent for `GET /:parent/:id/:itemtype/`.
@@ -231,9 +261,7 @@ pub(crate) fn get_items(
         let deleted = i64::from(is_true(params.get("is_deleted")));
         rows.retain(|r| int_of(r, "is_deleted") == deleted);
     }
-    if t.is_entity_assign() {
-        rows.retain(|r| session.active_entities.contains(&int_of(r, "entities_id")));
-    }
+    rows.retain(|r| visible(glpi, session, t, r));
     if let Some(Value::Object(filters)) = params.get("searchText") {
         for (field, raw) in filters {
             let pattern = TextPattern::parse(&as_text(raw).unwrap_or_default());

@@ -251,6 +251,10 @@ pub(crate) fn search(
         display.push(2);
     }
     display.push(1);
+    // multi-entity mode shows the entity column too
+    if glpi.entities.len() > 1 {
+        display.push(80);
+    }
     let forced: Vec<u32> = int_list(params.get("forcedisplay"))
         .into_iter()
         .map(|id| id as u32)
@@ -276,9 +280,7 @@ pub(crate) fn search(
         .table(t)
         .values()
         .filter(|r| !r.contains_key("is_deleted") || int_of(r, "is_deleted") == deleted)
-        .filter(|r| {
-            !t.is_entity_assign() || session.active_entities.contains(&int_of(r, "entities_id"))
-        })
+        .filter(|r| super::read::visible(glpi, session, t, r))
         .filter(|r| eval_all(glpi, &criteria, r, &options))
         .collect();
 

@@ -27,6 +27,8 @@ pub(crate) enum Source {
     Entity,
     /// The name of the request source a column points at.
     RequestType(&'static str),
+    /// A dropdown the emulator has no rows for (a LEFT JOIN finding nothing).
+    Dropdown(&'static str),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -98,7 +100,7 @@ const TICKET: &[SearchOption] = &[
     opt(17, "Resolution date", Column("solvedate")),
     opt(19, "Last update", Column("date_mod")),
     opt(18, "Time to resolve", Column("time_to_resolve")),
-    opt(7, "Category", Column("itilcategories_id")),
+    opt(7, "Category", Dropdown("itilcategories_id")),
     opt(80, "Entity", Entity),
     opt(45, "Total duration", Column("actiontime")),
     opt(64, "Last edit by", UserLogin("users_id_lastupdater")),
@@ -168,6 +170,7 @@ pub(crate) fn values(glpi: &Glpi, option: &SearchOption, row: &Row) -> Vec<Value
         UserLogin(c) => vec![login(glpi, int_of(row, c))],
         Entity => vec![glpi.entity_name(int_of(row, "entities_id")).into()],
         RequestType(c) => vec![request_type(int_of(row, c))],
+        Dropdown(_) => vec![Value::Null],
     }
 }
 
@@ -188,7 +191,7 @@ pub(crate) fn ids_for_equals(glpi: &Glpi, option: &SearchOption, row: &Row) -> V
         ActorEmails(role) => actor_rows(glpi, id, role)
             .map(|a| Value::from(int_of(a, "id")))
             .collect(),
-        UserLogin(c) | RequestType(c) => vec![Value::from(int_of(row, c))],
+        UserLogin(c) | RequestType(c) | Dropdown(c) => vec![Value::from(int_of(row, c))],
         Entity => vec![Value::from(int_of(row, "entities_id"))],
     }
 }
@@ -206,14 +209,17 @@ fn login(glpi: &Glpi, users_id: i64) -> Value {
 
 /// The request sources of a fresh GLPI.
 fn request_type(id: i64) -> Value {
-    let name = match id {
+    request_type_name(id).map_or(Value::Null, Value::from)
+}
+
+pub(crate) fn request_type_name(id: i64) -> Option<&'static str> {
+    Some(match id {
         1 => "Helpdesk",
         2 => "E-Mail",
         3 => "Phone",
         4 => "Direct",
         5 => "Written",
         6 => "Other",
-        _ => return Value::Null,
-    };
-    Value::from(name)
+        _ => return None,
+    })
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::prepare::text_of;
 use super::schema::{default_row, ItemType, Row};
-use super::session::Sessions;
+use super::session::{Session, Sessions};
 use super::{EmulatorConfig, GlpiVersion};
 
 pub(crate) struct Glpi {
@@ -20,6 +21,8 @@ pub(crate) struct Glpi {
     pub(crate) api_users: Vec<(i64, String, String)>,
     /// The users present at start (not created by clients).
     pub(crate) seeded_users: Vec<i64>,
+    /// Each user's profile entities (Profile_User rows): (entity, recursive).
+    pub(crate) user_profiles: BTreeMap<i64, Vec<(i64, bool)>>,
     tables: BTreeMap<ItemType, BTreeMap<i64, Row>>,
     next_ids: BTreeMap<ItemType, i64>,
 }
@@ -51,6 +54,7 @@ impl Glpi {
                 .map(|u| (u.id, u.login.clone(), u.user_token.clone()))
                 .collect(),
             seeded_users: Vec::new(),
+            user_profiles: BTreeMap::new(),
             tables: ItemType::ALL
                 .iter()
                 .map(|t| (*t, BTreeMap::new()))
@@ -73,6 +77,7 @@ impl Glpi {
             row.insert("authtype".into(), Value::from(1));
             let id = glpi.insert(ItemType::User, row);
             glpi.seeded_users.push(id);
+            glpi.user_profiles.insert(id, vec![(0, true)]);
         }
         glpi
     }
@@ -126,6 +131,35 @@ impl Glpi {
         }
     }
 
+    /// Users are not entity-assigned, but unless the session sees every
+    /// entity, GLPI only shows users having a profile in an active entity
+    /// (or a recursive one above it: the root).
+    pub(crate) fn user_visible(&self, session: &Session, users_id: i64) -> bool {
+        let mut all = self.entities.clone();
+        let mut active = session.active_entities.clone();
+        all.sort_unstable();
+        active.sort_unstable();
+        if all == active {
+            return true;
+        }
+        self.user_profiles.get(&users_id).is_some_and(|profiles| {
+            profiles
+                .iter()
+                .any(|(e, recursive)| active.contains(e) || (*recursive && *e == 0))
+        })
+    }
+
+    /// A user as GLPI names it in dropdowns and messages: "Last First", else
+    /// the login.
+    pub(crate) fn user_display_name(&self, users_id: i64) -> Option<String> {
+        let row = self.get(ItemType::User, users_id)?;
+        Some(person_name(
+            &text_of(row, "realname"),
+            &text_of(row, "firstname"),
+            &text_of(row, "name"),
+        ))
+    }
+
     /// The entities a session sees from `entity` (recursive = with children).
     pub(crate) fn entities_under(&self, entity: i64, recursive: bool) -> Vec<i64> {
         if entity == 0 && recursive {
@@ -133,5 +167,15 @@ impl Glpi {
         } else {
             vec![entity]
         }
+    }
+}
+
+/// `formatUserName`: "Lastname Firstname", else the login.
+pub(crate) fn person_name(last: &str, first: &str, login: &str) -> String {
+    match (last.is_empty(), first.is_empty()) {
+        (false, false) => format!("{last} {first}"),
+        (false, true) => last.to_owned(),
+        (true, false) if login.is_empty() => first.to_owned(),
+        _ => login.to_owned(),
     }
 }

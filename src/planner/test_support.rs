@@ -61,6 +61,7 @@ impl Harness {
                 commit_lsn: Lsn(self.lsn),
                 from_bridge,
                 changes: &changes,
+                rejected: &[],
             }])
             .unwrap();
     }

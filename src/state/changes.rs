@@ -13,7 +13,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{replication, State, StateError};
-use crate::chatwoot::{Change, CommittedChange};
+use crate::chatwoot::text::RowError;
+use crate::chatwoot::{Change, CommittedChange, RowOp};
 use crate::lsn::Lsn;
 
 pub const SCHEMA: &str = "
@@ -25,6 +26,17 @@ CREATE TABLE IF NOT EXISTS changes (
     -- serde_json of chatwoot::Change
     change TEXT NOT NULL
 );
+-- Row changes whose values could not be read (invariant 6: kept with their
+-- reason, never dropped silently); the rest of their transaction is logged.
+CREATE TABLE IF NOT EXISTS rejected_changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    commit_lsn INTEGER NOT NULL,
+    op TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    row_id INTEGER,
+    reason TEXT NOT NULL,
+    recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
 ";
 
 /// One source transaction to append.
@@ -34,6 +46,8 @@ pub struct LoggedTransaction<'a> {
     pub commit_lsn: Lsn,
     pub from_bridge: bool,
     pub changes: &'a [Change],
+    /// Row changes of this transaction that could not be read.
+    pub rejected: &'a [(RowOp, RowError)],
 }
 
 /// A change read back from the log.
@@ -61,7 +75,28 @@ pub fn append(conn: &Connection, transaction: LoggedTransaction<'_>) -> Result<(
             text
         ])?;
     }
+    if !transaction.rejected.is_empty() {
+        let mut reject = conn.prepare_cached(
+            "INSERT INTO rejected_changes (commit_lsn, op, table_name, row_id, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (op, error) in transaction.rejected {
+            let op = serde_json::to_value(op).map_err(|e| StateError::Corrupt(e.to_string()))?;
+            reject.execute(params![
+                transaction.commit_lsn.to_sql(),
+                op.as_str().unwrap_or("?"),
+                error.table,
+                error.id,
+                error.to_string()
+            ])?;
+        }
+    }
     Ok(())
+}
+
+/// How many row changes were kept aside as unreadable.
+pub fn rejected_count(conn: &Connection) -> Result<u64, StateError> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM rejected_changes", [], |r| r.get(0))?;
+    Ok(n as u64)
 }
 
 /// Up to `limit` changes with `seq > after_seq`, in order; empty while the
@@ -205,11 +240,13 @@ mod tests {
                     commit_lsn: Lsn(100),
                     from_bridge: false,
                     changes: &first,
+                    rejected: &[],
                 },
                 LoggedTransaction {
                     commit_lsn: Lsn(200),
                     from_bridge: true,
                     changes: &second,
+                    rejected: &[],
                 },
             ])
             .unwrap();
@@ -251,6 +288,7 @@ mod tests {
                 commit_lsn: Lsn(300),
                 from_bridge: false,
                 changes: &[contact(4)],
+                rejected: &[],
             }])
             .unwrap();
         assert_eq!(state.read_batch(0, 10).unwrap()[0].seq, before + 1);

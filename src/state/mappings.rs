@@ -34,7 +34,10 @@ CREATE TABLE IF NOT EXISTS ticket_links (
     -- for links and re-rendering: Chatwoot's per-account conversation number,
     -- and the HTML the description has after the first message
     display_id             INTEGER,
-    description_tail       TEXT
+    description_tail       TEXT,
+    -- 0 for a ticket adopted from Chatwoot's keys: its followups in GLPI are
+    -- matched to messages (by marker) before the first new one is posted
+    reconciled             INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS followup_links (
     message_id       INTEGER PRIMARY KEY,
@@ -101,6 +104,9 @@ pub struct TicketLink {
     pub glpi_priority: Option<i64>,
     pub display_id: Option<i64>,
     pub description_tail: Option<String>,
+    /// False for a ticket adopted from Chatwoot's keys whose followups have
+    /// not been matched to messages yet.
+    pub reconciled: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,7 +185,8 @@ pub fn ticket_link(
 ) -> rusqlite::Result<Option<TicketLink>> {
     conn.query_row(
         "SELECT conversation_id, account_id, glpi_ticket_id, last_synced_message_id,
-                first_message_id, glpi_status, glpi_priority, display_id, description_tail
+                first_message_id, glpi_status, glpi_priority, display_id, description_tail,
+                reconciled
            FROM ticket_links WHERE conversation_id = ?1",
         [conversation_id],
         |row| {
@@ -193,6 +200,7 @@ pub fn ticket_link(
                 glpi_priority: row.get(6)?,
                 display_id: row.get(7)?,
                 description_tail: row.get(8)?,
+                reconciled: row.get(9)?,
             })
         },
     )
@@ -213,7 +221,8 @@ pub fn record_ticket(conn: &Connection, link: &TicketLink) -> rusqlite::Result<(
                                           COALESCE(excluded.last_synced_message_id, 0)),
              first_message_id = excluded.first_message_id,
              glpi_status = excluded.glpi_status, glpi_priority = excluded.glpi_priority,
-             display_id = excluded.display_id, description_tail = excluded.description_tail",
+             display_id = excluded.display_id, description_tail = excluded.description_tail,
+             reconciled = 1",
         params![
             link.conversation_id,
             link.account_id,
@@ -239,11 +248,26 @@ pub fn adopt_ticket(
     last_synced_message_id: Option<i64>,
 ) -> rusqlite::Result<bool> {
     let n = conn.execute(
-        "INSERT OR IGNORE INTO ticket_links (conversation_id, account_id, glpi_ticket_id, last_synced_message_id)
-         VALUES (?1, ?2, ?3, ?4)",
-        params![conversation_id, account_id, glpi_ticket_id, last_synced_message_id],
+        "INSERT OR IGNORE INTO ticket_links (conversation_id, account_id, glpi_ticket_id,
+             last_synced_message_id, reconciled)
+         VALUES (?1, ?2, ?3, ?4, 0)",
+        params![
+            conversation_id,
+            account_id,
+            glpi_ticket_id,
+            last_synced_message_id
+        ],
     )?;
     Ok(n > 0)
+}
+
+/// Marks an adopted ticket's followups as matched to their messages.
+pub fn mark_reconciled(conn: &Connection, conversation_id: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE ticket_links SET reconciled = 1 WHERE conversation_id = ?1",
+        [conversation_id],
+    )?;
+    Ok(())
 }
 
 /// Records the GLPI status and priority last sent to a ticket.
@@ -337,6 +361,7 @@ mod tests {
                 glpi_priority: Some(3),
                 display_id: Some(1),
                 description_tail: None,
+                reconciled: true,
             },
         )
         .unwrap();

@@ -251,6 +251,7 @@ mod tests {
                 commit_lsn: Lsn(50),
                 from_bridge: false,
                 changes: &[crate::chatwoot::Change::Truncate { tables: vec![] }],
+                rejected: &[],
             }])
             .unwrap();
         record_backfill_page(state.conn(), "accounts", 1, 7, false).unwrap();

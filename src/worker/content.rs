@@ -81,6 +81,15 @@ pub fn message_marker(message_id: i64) -> String {
     format!("[cwgb-m{message_id}]")
 }
 
+/// The message id in a followup's marker, if it has one.
+pub fn parse_message_marker(content: &str) -> Option<i64> {
+    // The bridge writes its marker last; text typed by a user comes before.
+    let start = content.rfind("[cwgb-m")? + "[cwgb-m".len();
+    let rest = &content[start..];
+    let end = rest.find(']')?;
+    rest[..end].parse().ok()
+}
+
 /// `YYYY-MM-DD HH:MM:SS` (GLPI's datetime format) from PostgreSQL's
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` text; `None` if it does not look like one.
 pub fn glpi_datetime(pg_timestamp: &str) -> Option<String> {
@@ -315,6 +324,21 @@ mod tests {
         let long = "é".repeat(100);
         assert_eq!(ticket_title(None, &long, 3).chars().count(), 80);
         assert_eq!(ticket_title(None, "  \n ", 7), "Conversation #7");
+    }
+
+    #[test]
+    fn message_markers_parse_back() {
+        let sender = agent();
+        let msg = RenderedMessage {
+            message_id: 4321,
+            created_at: "2024-01-15 10:30:00",
+            sender: &sender,
+            text: "[cwgb-m99] typed by a user",
+            deleted: false,
+            attachments: &[],
+        };
+        assert_eq!(parse_message_marker(&followup_content(&msg)), Some(4321));
+        assert_eq!(parse_message_marker("no marker"), None);
     }
 
     #[test]

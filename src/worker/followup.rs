@@ -112,10 +112,19 @@ pub fn rendered<'a>(
     }
 }
 
-/// The ticket of a conversation, or park: a followup needs it.
-fn ticket_of(ctx: &JobContext, conversation_id: i64) -> Result<TicketLink, JobError> {
-    ctx.with_state(|s| mappings::ticket_link(s.conn(), conversation_id))?
-        .ok_or_else(|| JobError::Park(NO_TICKET.to_owned()))
+/// The ticket of a conversation (reconciled), or park: a followup needs it.
+async fn ticket_of(ctx: &JobContext, conversation_id: i64) -> Result<TicketLink, JobError> {
+    let ticket = ctx
+        .with_state(|s| mappings::ticket_link(s.conn(), conversation_id))?
+        .ok_or_else(|| JobError::Park(NO_TICKET.to_owned()))?;
+    if ticket.reconciled {
+        return Ok(ticket);
+    }
+    reconcile(ctx, &ticket).await?;
+    Ok(TicketLink {
+        reconciled: true,
+        ..ticket
+    })
 }
 
 /// The followup's author: the contact's GLPI user for incoming messages in
@@ -135,26 +144,52 @@ fn author(ctx: &JobContext, message: &MessageSnapshot) -> Result<Option<i64>, Jo
     Ok(ctx.settings.default_user_id)
 }
 
+/// The ticket's followups in GLPI, as (message id, followup id) pairs read
+/// from their markers.
+async fn followups_by_message(
+    ctx: &JobContext,
+    ticket_id: i64,
+) -> Result<Vec<(i64, i64)>, JobError> {
+    let followups = ctx
+        .glpi
+        .list_sub_items("Ticket", ticket_id, "ITILFollowup")
+        .await?;
+    Ok(followups
+        .iter()
+        .filter_map(|f| {
+            let text = f.get("content").and_then(|c| c.as_str())?;
+            let followup_id = f.get("id").and_then(|id| id.as_i64())?;
+            Some((content::parse_message_marker(text)?, followup_id))
+        })
+        .collect())
+}
+
 /// Finds the followup an earlier attempt created, by its marker.
 async fn find_followup(
     ctx: &JobContext,
     ticket_id: i64,
     message_id: i64,
 ) -> Result<Option<i64>, JobError> {
-    let marker = content::message_marker(message_id);
-    let followups = ctx
-        .glpi
-        .list_sub_items("Ticket", ticket_id, "ITILFollowup")
-        .await?;
-    Ok(followups.iter().find_map(|f| {
-        let text = f
-            .get("content")
-            .and_then(|c| c.as_str())
-            .unwrap_or_default();
-        text.contains(&marker)
-            .then(|| f.get("id").and_then(|id| id.as_i64()))
-            .flatten()
-    }))
+    Ok(followups_by_message(ctx, ticket_id)
+        .await?
+        .into_iter()
+        .find(|(m, _)| *m == message_id)
+        .map(|(_, f)| f))
+}
+
+/// A ticket adopted from Chatwoot's keys (local state lost or rebuilt):
+/// records the followups GLPI already has, once, so none is posted twice.
+async fn reconcile(ctx: &JobContext, ticket: &TicketLink) -> Result<(), JobError> {
+    let found = followups_by_message(ctx, ticket.glpi_ticket_id).await?;
+    ctx.with_state(|s| -> Result<(), JobError> {
+        let tx = s.conn_mut().transaction()?;
+        for (message_id, followup_id) in &found {
+            mappings::record_followup(&tx, *message_id, ticket.conversation_id, *followup_id)?;
+        }
+        mappings::mark_reconciled(&tx, ticket.conversation_id)?;
+        tx.commit()?;
+        Ok(())
+    })
 }
 
 /// The CreateFollowup job.
@@ -164,8 +199,8 @@ pub async fn create_followup_job(
     conversation_id: i64,
     message: &MessageSnapshot,
 ) -> Result<(), JobError> {
+    let ticket = ticket_of(ctx, conversation_id).await?;
     let done = ctx.with_state(|s| mappings::followup_link(s.conn(), message.id))?;
-    let ticket = ticket_of(ctx, conversation_id)?;
     if done.is_some() || ticket.first_message_id == Some(message.id) {
         // Already posted, or this message is the ticket's description.
         return ctx.complete(job, |_| Ok(()));
@@ -212,7 +247,7 @@ pub async fn update_followup_job(
     conversation_id: i64,
     message: &MessageSnapshot,
 ) -> Result<(), JobError> {
-    let ticket = ticket_of(ctx, conversation_id)?;
+    let ticket = ticket_of(ctx, conversation_id).await?;
     if ticket.first_message_id == Some(message.id) {
         let (sender, lines) =
             prepare(ctx, job.account_id, ticket.display_id, message, None).await?;

@@ -76,7 +76,41 @@ pub fn normalize_email(email: Option<&str>) -> Option<String> {
         .filter(|e| is_plausible_email(e))
 }
 
-/// Login of a GLPI User: the email, else the phone's E.164 digits without
+/// Whether GLPI accepts `login` (`Auth::isValidLogin`): letters, digits and
+/// `' @ . - _` or space, or an email PHP's `FILTER_VALIDATE_EMAIL` accepts.
+/// An address like `a!b@exa_mple.com` is neither, and GLPI refuses the whole
+/// user ("The login is not valid"), so such an email must not be the login.
+fn glpi_accepts_login(login: &str) -> bool {
+    let plain = |c: char| c.is_alphanumeric() || "'@.-_ ".contains(c);
+    if !login.is_empty() && login.chars().all(plain) {
+        return true;
+    }
+    // The ASCII dot-atom form FILTER_VALIDATE_EMAIL accepts (conservative).
+    let Some((local, domain)) = login.rsplit_once('@') else {
+        return false;
+    };
+    let local_ok = !local.is_empty()
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-.".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_alphabetic()));
+    local_ok && domain_ok
+}
+
+/// Login of a GLPI User: the email (when GLPI accepts it as a login), else the phone's E.164 digits without
 /// `+` (GLPI refuses `+` in logins), else `chatwoot-<account>-<contact>`.
 pub fn login_for(
     account_id: i64,
@@ -84,7 +118,7 @@ pub fn login_for(
     email: Option<&str>,
     phone: Option<&str>,
 ) -> String {
-    if let Some(email) = email {
+    if let Some(email) = email.filter(|e| glpi_accepts_login(e)) {
         return email.to_owned();
     }
     if let Some(phone) = phone {
@@ -238,6 +272,21 @@ mod tests {
         let f = person_fields(1, 9, Some("Test User"), Some("not an email"), None, 0);
         assert_eq!(f.login, "chatwoot-1-9");
         assert_eq!(f.email, None);
+    }
+
+    #[test]
+    fn email_is_the_login_only_when_glpi_accepts_it() {
+        for ok in [
+            "first+tag@example.com",
+            "o'neil@example.com",
+            "zoé@exämple.com",
+        ] {
+            assert_eq!(person_fields(1, 9, None, Some(ok), None, 0).login, ok);
+        }
+        // Neither a plain login nor an email FILTER_VALIDATE_EMAIL accepts:
+        // GLPI would refuse the user, so the phone digits serve instead.
+        let f = person_fields(1, 9, None, Some("a!b@exa_mple.com"), Some("+331"), 0);
+        assert_eq!(f.login, "331");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! the record up before creating), permanent (parked with GLPI's reason,
 //! blocking only its own queue).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -80,6 +80,8 @@ pub struct WorkerConfig {
     pub glpi_max_in_flight: usize,
     /// Allow plain http to non-loopback GLPI hosts.
     pub glpi_allow_http: bool,
+    /// Extra CA certificates (PEM) to trust for GLPI (`GLPI_CA_CERT`).
+    pub glpi_ca_cert: Option<std::path::PathBuf>,
     /// First retry delay; doubles per attempt up to `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
@@ -95,6 +97,7 @@ impl Default for WorkerConfig {
             glpi_requests_per_second: None,
             glpi_max_in_flight: GlpiConfig::DEFAULT_MAX_IN_FLIGHT,
             glpi_allow_http: false,
+            glpi_ca_cert: None,
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             unconfigured_wait: Duration::from_secs(30),
@@ -149,7 +152,8 @@ impl Workers {
     /// to `drain` long) and ends the GLPI sessions.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, drain: Duration) {
         let mut running: HashSet<String> = HashSet::new();
-        let mut tasks: JoinSet<String> = JoinSet::new();
+        let mut queues_of: HashMap<tokio::task::Id, String> = HashMap::new();
+        let mut tasks: JoinSet<()> = JoinSet::new();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -164,11 +168,10 @@ impl Workers {
                     Ok(jobs) => {
                         for job in jobs {
                             running.insert(job.queue.clone());
+                            let queue = job.queue.clone();
                             let me = self.clone();
-                            tasks.spawn(async move {
-                                me.run_job(&job).await;
-                                job.queue
-                            });
+                            let handle = tasks.spawn(async move { me.run_job(&job).await });
+                            queues_of.insert(handle.id(), queue);
                         }
                     }
                     Err(err) => tracing::error!(error = %err, "cannot read the outbox"),
@@ -176,14 +179,18 @@ impl Workers {
             }
             let sleep = self.idle_sleep();
             tokio::select! {
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    match done {
-                        Ok(queue) => { running.remove(&queue); }
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let id = match done {
+                        Ok((id, ())) => id,
                         Err(err) => {
-                            // A panicking job: its queue stays marked running
-                            // until restart rather than running out of order.
+                            // A panicking job is not recorded: it runs again
+                            // (after its queue's backoff-free retry).
                             tracing::error!(error = %err, "a worker task failed");
+                            err.id()
                         }
+                    };
+                    if let Some(queue) = queues_of.remove(&id) {
+                        running.remove(&queue);
                     }
                 }
                 _ = self.wake.notified() => {}
@@ -316,6 +323,7 @@ impl Workers {
         config.requests_per_second = self.config.glpi_requests_per_second;
         config.max_in_flight = self.config.glpi_max_in_flight.max(1);
         config.allow_http = self.config.glpi_allow_http;
+        config.ca_cert = self.config.glpi_ca_cert.clone();
         let client = GlpiClient::new(config).map_err(|e| e.to_string())?;
         clients.push((key, client.clone()));
         Ok(client)

@@ -53,11 +53,10 @@ pub async fn create_ticket_job(
     let status = glpi_status(conversation.status);
     let priority = glpi_priority(conversation.priority);
     let marker = content::ticket_marker(conversation.account_id, conversation.id);
-    let found = if job.may_have_run() {
-        find_ticket(ctx, &marker).await?
-    } else {
-        None
-    };
+    // Always looked up (one search per conversation, never per message):
+    // besides a retried job, a lost or rebuilt state file must not create a
+    // second ticket for a conversation whose key never reached Chatwoot.
+    let found = find_ticket(ctx, &marker).await?;
     let ticket_id = match found {
         Some(id) => id,
         None => {
@@ -127,6 +126,7 @@ pub async fn create_ticket_job(
                 glpi_priority: Some(priority),
                 display_id: Some(conversation.display_id),
                 description_tail: Some(tail.clone()),
+                reconciled: true,
             },
         )?;
         enqueue_conversation_write_back(tx, conversation.account_id, conversation.id)

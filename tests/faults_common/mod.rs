@@ -125,7 +125,8 @@ impl Rig {
         }
     }
 
-    /// Runs the real worker loop until the outbox holds no pending job (or
+    /// Runs the real worker loop until every pending job is done or stuck
+    /// behind a parked one (or
     /// `timeout`), then stops it gracefully. Returns the parked jobs' reasons.
     pub async fn drain(&self, timeout: Duration) -> Vec<String> {
         let config = WorkerConfig {
@@ -145,7 +146,7 @@ impl Rig {
         let start = Instant::now();
         loop {
             let depth = outbox::depth(self.state().conn()).expect("depth");
-            if depth.pending == 0 {
+            if self.runnable_or_waiting() == 0 {
                 break;
             }
             assert!(
@@ -161,6 +162,19 @@ impl Rig {
             .into_iter()
             .map(|p| format!("{}: {}", p.key, p.reason))
             .collect()
+    }
+
+    /// Pending jobs not stuck behind a parked job of their queue.
+    pub fn runnable_or_waiting(&self) -> i64 {
+        self.state()
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM outbox_jobs j WHERE j.state = 'pending' AND NOT EXISTS \
+                 (SELECT 1 FROM outbox_jobs p WHERE p.queue = j.queue AND p.state = 'parked')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("outbox")
     }
 
     /// Items of `itemtype` the emulator holds.

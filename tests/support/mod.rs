@@ -13,6 +13,7 @@
 
 pub mod bridge;
 pub mod cluster;
+pub mod replication;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -143,6 +144,12 @@ impl TestDb {
             .batch_execute(sql)
             .await
             .unwrap_or_else(|e| panic!("{e:?} running {sql:.300}"));
+    }
+
+    /// A replication slot name of this database's own (slots are
+    /// cluster-wide; tests on one cluster must not share one).
+    pub fn slot_name(&self) -> String {
+        format!("slot_{}", self.name)
     }
 
     /// The URL for another role of this database.

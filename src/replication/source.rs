@@ -1,0 +1,171 @@
+//! Chatwoot's database as given by `DATABASE_URL`: ordinary connections
+//! (tokio-postgres) for setup and the backfill, and replication connections
+//! (pgwire-replication) for the slot and the stream. The password is kept in a
+//! [`Secret`] and never printed: errors and logs show `user@host:port/db`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use pgwire_replication::{ReplicationConfig, TlsConfig};
+use tokio_postgres::config::Host;
+
+use super::error::{pg_reason, ReplicationError};
+use crate::secret::Secret;
+
+/// Session settings of every connection: the backfill's `::text` values and
+/// the stream's text values must print alike (timestamps, floats).
+const SESSION_OPTIONS: &str =
+    "-c datestyle=ISO,MDY -c intervalstyle=postgres -c extra_float_digits=1";
+
+/// How to reach Chatwoot's database.
+#[derive(Clone)]
+pub struct SourceDb {
+    config: tokio_postgres::Config,
+    host: String,
+    port: u16,
+    user: String,
+    password: Secret,
+    database: String,
+}
+
+impl std::fmt::Debug for SourceDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.target())
+    }
+}
+
+impl SourceDb {
+    /// Parses a `postgres://user:password@host:port/database` URL (or a
+    /// libpq key=value string).
+    pub fn from_url(url: &Secret) -> Result<SourceDb, ReplicationError> {
+        let config = tokio_postgres::Config::from_str(url.expose()).map_err(|e| {
+            ReplicationError::InvalidDatabaseUrl {
+                reason: e.to_string(),
+            }
+        })?;
+        let host = match config.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".to_owned(),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let user = config.get_user().map(str::to_owned).ok_or_else(|| {
+            ReplicationError::InvalidDatabaseUrl {
+                reason: "no user name".into(),
+            }
+        })?;
+        let password = config
+            .get_password()
+            .map(|p| Secret::new(String::from_utf8_lossy(p).into_owned()))
+            .unwrap_or_default();
+        let database = config
+            .get_dbname()
+            .map(str::to_owned)
+            .unwrap_or_else(|| user.clone());
+        let mut config = config;
+        config.dbname(&database);
+        config.connect_timeout(Duration::from_secs(10));
+        config.application_name("chatwoot-glpi-bridge");
+        config.options(SESSION_OPTIONS);
+        Ok(SourceDb {
+            config,
+            host,
+            port,
+            user,
+            password,
+            database,
+        })
+    }
+
+    /// `user@host:port/database`, for messages.
+    pub fn target(&self) -> String {
+        format!(
+            "{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// An ordinary connection; its driver task runs on the current runtime.
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, ReplicationError> {
+        let (client, connection) = self
+            .config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| self.classify_connect_error(&e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("database connection closed: {e}");
+            }
+        });
+        Ok(client)
+    }
+
+    fn classify_connect_error(&self, err: &tokio_postgres::Error) -> ReplicationError {
+        let reason = pg_reason(err);
+        let login = err.as_db_error().is_some_and(|db| {
+            let code = db.code().code();
+            code.starts_with("28") || code == "3D000"
+        }) || reason.contains("password");
+        if login {
+            ReplicationError::LoginRefused {
+                target: self.target(),
+                reason,
+            }
+        } else {
+            ReplicationError::Unreachable {
+                target: self.target(),
+                reason,
+            }
+        }
+    }
+
+    /// The configuration of a replication connection on `slot`, streaming
+    /// `publication`.
+    pub fn replication_config(&self, slot: &str, publication: &str) -> ReplicationConfig {
+        let cfg = ReplicationConfig::new(
+            self.host.clone(),
+            self.user.clone(),
+            self.password.expose().to_owned(),
+            self.database.clone(),
+            slot.to_owned(),
+            publication.to_owned(),
+        )
+        .with_port(self.port)
+        .with_tls(TlsConfig::disabled())
+        .with_application_name("chatwoot-glpi-bridge");
+        cfg.with_options(SESSION_OPTIONS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_url_and_never_prints_the_password() {
+        let db = SourceDb::from_url(&Secret::new(
+            "postgres://bridge:s3cr3t-pw@db.example:6543/chatwoot",
+        ))
+        .unwrap();
+        assert_eq!(db.target(), "bridge@db.example:6543/chatwoot");
+        assert!(!format!("{db:?}").contains("s3cr3t"));
+        let cfg = db.replication_config("slot", "pub");
+        assert_eq!((cfg.port, cfg.database.as_str()), (6543, "chatwoot"));
+    }
+
+    #[test]
+    fn bad_url_error_does_not_echo_the_url() {
+        let err =
+            SourceDb::from_url(&Secret::new("postgres://u:pw-xyz@host:notaport/db")).unwrap_err();
+        assert!(!err.to_string().contains("pw-xyz"), "{err}");
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    }
+}
