@@ -45,6 +45,9 @@ pub struct GlpiConfig {
     /// Allow plain `http://` to a non-loopback host (`GLPI_ALLOW_HTTP`).
     /// Tokens then travel in clear text.
     pub allow_http: bool,
+    /// Where every attempt is counted (endpoint, outcome, latency); `None`
+    /// records nothing.
+    pub metrics: Option<std::sync::Arc<crate::observability::Metrics>>,
 }
 
 impl GlpiConfig {
@@ -68,6 +71,7 @@ impl GlpiConfig {
             max_retries: Self::DEFAULT_MAX_RETRIES,
             ca_cert: None,
             allow_http: false,
+            metrics: None,
         }
     }
 

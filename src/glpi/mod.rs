@@ -71,6 +71,7 @@ struct Inner {
     user_token: Secret,
     max_retries: u32,
     retry: RetryPolicy,
+    metrics: Option<Arc<crate::observability::Metrics>>,
 }
 
 impl fmt::Debug for GlpiClient {
@@ -102,6 +103,7 @@ impl GlpiClient {
                 user_token: config.user_token,
                 max_retries: config.max_retries,
                 retry,
+                metrics: config.metrics,
             }),
         })
     }
@@ -354,7 +356,16 @@ impl GlpiClient {
         loop {
             let result = {
                 let _slot = inner.pacer.admit().await;
-                inner.transport.send(request, credentials).await
+                let started = std::time::Instant::now();
+                let result = inner.transport.send(request, credentials).await;
+                if let Some(metrics) = &inner.metrics {
+                    metrics.glpi_request(
+                        &crate::observability::endpoint_label(request.line().method, &request.path),
+                        attempt_outcome(&result),
+                        started.elapsed(),
+                    );
+                }
+                result
             };
             let error = match result {
                 Ok(answer) => return Ok(answer),
@@ -374,6 +385,19 @@ impl GlpiClient {
             tokio::time::sleep(wait).await;
             retry += 1;
         }
+    }
+}
+
+/// How one attempt ended, for the request metrics.
+fn attempt_outcome(result: &Result<Answer, GlpiError>) -> crate::observability::GlpiOutcome {
+    use crate::observability::GlpiOutcome;
+    match result {
+        Ok(answer) => GlpiOutcome::from_status(answer.status),
+        Err(GlpiError::RateLimited { .. }) => GlpiOutcome::RateLimited,
+        Err(e) => match e.status() {
+            Some(status) => GlpiOutcome::from_status(status),
+            None => GlpiOutcome::TransportError,
+        },
     }
 }
 

@@ -174,20 +174,6 @@ impl Session<'_> {
 
         let stored = repl_state::load(self.state.conn())?;
         let backfilled = stored.backfill.is_complete();
-        if backfilled && slot_status == SlotStatus::Missing {
-            return Err(ReplicationError::SlotMissing {
-                slot: names.slot.clone(),
-                durable_lsn: stored.durable_lsn,
-                state_path: self.state.path().display().to_string(),
-            });
-        }
-        if !backfilled && stored.backfill == BackfillStatus::NotStarted {
-            if let SlotStatus::Exists { .. } = slot_status {
-                return Err(ReplicationError::SlotNotOurs {
-                    slot: names.slot.clone(),
-                });
-            }
-        }
 
         let mut cfg = self
             .source
@@ -202,7 +188,23 @@ impl Session<'_> {
         let wire = |e| ReplicationError::from_wire(&names.slot, &target, e);
         let mut repl = ReplicationClient::connect_gated(cfg).await.map_err(wire)?;
         let system = repl.identify_system().await.map_err(wire)?;
+        // The state file must belong to this database before anything in it
+        // is trusted.
         self.check_source(&system.system_id)?;
+        if backfilled && slot_status == SlotStatus::Missing {
+            return Err(ReplicationError::SlotMissing {
+                slot: names.slot.clone(),
+                durable_lsn: stored.durable_lsn,
+                state_path: self.state.path().display().to_string(),
+            });
+        }
+        if !backfilled && stored.backfill == BackfillStatus::NotStarted {
+            if let SlotStatus::Exists { .. } = slot_status {
+                return Err(ReplicationError::SlotNotOurs {
+                    slot: names.slot.clone(),
+                });
+            }
+        }
 
         let durable_lsn = if backfilled {
             stored.durable_lsn

@@ -31,6 +31,7 @@ pub fn config(emulator: &Emulator) -> GlpiConfig {
         max_retries: 5,
         ca_cert: None,
         allow_http: false,
+        metrics: None,
     }
 }
 
