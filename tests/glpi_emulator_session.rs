@@ -264,3 +264,43 @@ async fn body_parsing_errors() {
     assert_eq!(body[0], "ERROR_BAD_ARRAY");
     assert!(glpi.emulator.items("Ticket").is_empty());
 }
+
+#[tokio::test]
+async fn profiles_and_cors() {
+    let glpi = Glpi::start().await;
+    let (status, body) = glpi
+        .post("/changeActiveProfile", json!({"profiles_id": 4}))
+        .await;
+    assert_eq!((status, body), (200, json!(true)));
+    let (status, body) = glpi
+        .post("/changeActiveProfile", json!({"profiles_id": 99}))
+        .await;
+    assert_eq!(
+        (status, body),
+        (404, json!(["ERROR_ITEM_NOT_FOUND", "Item not found"]))
+    );
+    let (status, body) = glpi.post("/changeActiveProfile", json!({"other": 1})).await;
+    assert_eq!(status, 400);
+    assert_eq!(body[0], "ERROR");
+    let (_, body) = glpi.get("/getMyProfiles").await;
+    assert_eq!(body["myprofiles"][0]["name"], "Super-Admin");
+
+    let response = glpi
+        .http
+        .request(Method::OPTIONS, glpi.url("/Ticket/"))
+        .header("Origin", "http://example.org")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "session-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert_eq!(
+        response.headers()["access-control-allow-methods"],
+        "PUT, GET, POST, DELETE, OPTIONS"
+    );
+    assert!(response
+        .headers()
+        .contains_key("access-control-allow-headers"));
+}

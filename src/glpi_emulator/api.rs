@@ -191,6 +191,14 @@ fn dispatch(
             return Reply::json(200, json!({ "myentities": entities })).into();
         }
         "changeActiveEntities" => return change_active_entities(glpi, params, ctx).into(),
+        "changeActiveProfile" => {
+            return match params.get("profiles_id").and_then(as_int) {
+                None => Reply::error(api_url, 400, "ERROR", "Bad Request"),
+                Some(4) => Reply::json(200, Value::Bool(true)),
+                Some(_) => Reply::error(api_url, 404, "ERROR_ITEM_NOT_FOUND", "Item not found"),
+            }
+            .into()
+        }
         "getActiveProfile" => return Reply::json(200, json!({"active_profile": profile()})).into(),
         "getMyProfiles" => return Reply::json(200, json!({"myprofiles": [profile()]})).into(),
         "getGlpiConfig" => {

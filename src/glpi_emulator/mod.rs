@@ -11,8 +11,27 @@
 //! Layout: `server` (listener, connection drops, recording, faults), `api`
 //! (GLPI's dispatcher and check order), `params` (query/body parsing like PHP),
 //! `reply` (envelopes and headers), `session`, `store` + `schema` (rows),
-//! `create`/`actors`/`update`/`read` (item CRUD), `search` + `text_match`,
-//! `sanitize` (GLPI 10's `&#60;` encoding).
+//! `create`/`prepare`/`actors`/`update`/`read` (item CRUD), `search` +
+//! `search_options` + `text_match`, `sanitize` (GLPI 10's `&#60;` encoding),
+//! `summary` (what `glpi-sandbox` prints).
+//!
+//! Traps it reproduces on purpose, because GLPI has them:
+//! - an `id` in a POST clones that row (User, Contact, Ticket, ITILFollowup;
+//!   without a new `name` the copy is "<name> (copy)"); a free id is used as is;
+//! - `_useremails` keys > 0 name UserEmail rows: in a JSON *list*, index 1
+//!   can overwrite the user's own first address — send an object with
+//!   negative keys (`{"-1": …}`) for several addresses;
+//! - a rights failure on create is a 400 `ERROR_GLPI_ADD`, not a 403;
+//! - `equals` on a joined search field (User email, option 5) compares ids;
+//! - users without a profile in the active entities are hidden (list, search,
+//!   403 on read) unless the session sees every entity.
+//!
+//! Simplifications: one API profile (Super-Admin) with every right except
+//! creating outside `writable_entities`; entities are the root and its direct
+//! children; no groups, suppliers, categories, locations, documents or
+//! business rules; sessions never expire on their own (use
+//! [`Fault::InvalidateSessions`]); search display preferences (columns shown
+//! without `forcedisplay`) are approximations.
 
 mod actors;
 mod api;

@@ -187,7 +187,7 @@ pub(crate) fn get_item(
     let Some(row) = glpi.get(t, id) else {
         return Reply::error(api_url, 404, "ERROR_ITEM_NOT_FOUND", "Item not found");
     };
-    if !visible(glpi, session, t, row) {
+    if !Visibility::new(glpi, session).allows(t, row) {
         return Reply::error(
             api_url,
             403,
@@ -207,15 +207,35 @@ pub(crate) fn get_item(
     reply
 }
 
-/// Whether the session may see a row: entity-assigned types by their
-/// entity, users by their profiles' entities.
-pub(crate) fn visible(glpi: &Glpi, session: &Session, t: ItemType, row: &Row) -> bool {
-    match t {
-        _ if t.is_entity_assign() => session
-            .active_entities
-            .contains(&int_of(row, "entities_id")),
-        ItemType::User => glpi.user_visible(session, int_of(row, "id")),
-        _ => true,
+/// What a session may see: entity-assigned types by their entity, users by
+/// their profiles' entities (everything when it sees every entity).
+pub(crate) struct Visibility<'a> {
+    glpi: &'a Glpi,
+    session: &'a Session,
+    sees_all: bool,
+}
+
+impl<'a> Visibility<'a> {
+    pub(crate) fn new(glpi: &'a Glpi, session: &'a Session) -> Visibility<'a> {
+        Visibility {
+            glpi,
+            session,
+            sees_all: glpi.sees_all_entities(session),
+        }
+    }
+
+    pub(crate) fn allows(&self, t: ItemType, row: &Row) -> bool {
+        match t {
+            _ if t.is_entity_assign() => self
+                .session
+                .active_entities
+                .contains(&int_of(row, "entities_id")),
+            ItemType::User => {
+                self.glpi
+                    .user_visible(self.session, self.sees_all, int_of(row, "id"))
+            }
+            _ => true,
+        }
     }
 }
 
@@ -261,7 +281,8 @@ pub(crate) fn get_items(
         let deleted = i64::from(is_true(params.get("is_deleted")));
         rows.retain(|r| int_of(r, "is_deleted") == deleted);
     }
-    rows.retain(|r| visible(glpi, session, t, r));
+    let visibility = Visibility::new(glpi, session);
+    rows.retain(|r| visibility.allows(t, r));
     if let Some(Value::Object(filters)) = params.get("searchText") {
         for (field, raw) in filters {
             let pattern = TextPattern::parse(&as_text(raw).unwrap_or_default());

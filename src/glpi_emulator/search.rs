@@ -14,7 +14,7 @@ use super::prepare::int_of;
 use super::read::{compare_cells, parse_range, range_exceeded, LIST_LIMIT, MAX_INPUT_VARS};
 use super::reply::Reply;
 use super::schema::{ItemType, Row};
-use super::search_options::{self, default_display, SearchOption};
+use super::search_options::{self, default_display, Joined, SearchOption};
 use super::session::Session;
 use super::store::Glpi;
 use super::text_match::TextPattern;
@@ -26,6 +26,8 @@ enum Criterion {
         option: SearchOption,
         searchtype: String,
         value: String,
+        /// `value` as a text pattern, parsed once (GLPI 10: `&` encoded).
+        pattern: TextPattern,
     },
     Group {
         link: String,
@@ -48,6 +50,7 @@ fn bad_criteria(api_url: &str, message: &str) -> Reply {
 fn parse_criteria(
     value: &Value,
     options: &[SearchOption],
+    version: super::GlpiVersion,
     api_url: &str,
     fields: &mut Vec<u32>,
 ) -> Result<Vec<Criterion>, Reply> {
@@ -62,7 +65,7 @@ fn parse_criteria(
             .unwrap_or_else(|| "AND".to_owned())
             .to_uppercase();
         if let Some(nested) = entry.get("criteria") {
-            let items = parse_criteria(nested, options, api_url, fields)?;
+            let items = parse_criteria(nested, options, version, api_url, fields)?;
             out.push(Criterion::Group { link, items });
             continue;
         }
@@ -85,6 +88,7 @@ fn parse_criteria(
             link,
             option,
             searchtype: searchtype.to_lowercase(),
+            pattern: TextPattern::parse(&encode_for_search(version, &value)),
             value,
         });
     }
@@ -92,13 +96,13 @@ fn parse_criteria(
 }
 
 /// SQL precedence: NOT on a term, AND groups bound before OR.
-fn eval_all(glpi: &Glpi, items: &[Criterion], row: &Row, options: &[SearchOption]) -> bool {
+fn eval_all(joined: &Joined<'_>, items: &[Criterion], row: &Row) -> bool {
     let mut any = false;
     let mut current: Option<bool> = None;
     for (i, item) in items.iter().enumerate() {
         let link = item.link();
         let negate = link.ends_with("NOT");
-        let mut value = eval_one(glpi, item, row, options);
+        let mut value = eval_one(joined, item, row);
         if negate {
             value = !value;
         }
@@ -112,28 +116,29 @@ fn eval_all(glpi: &Glpi, items: &[Criterion], row: &Row, options: &[SearchOption
     any || current.unwrap_or(true)
 }
 
-fn eval_one(glpi: &Glpi, item: &Criterion, row: &Row, options: &[SearchOption]) -> bool {
+fn eval_one(joined: &Joined<'_>, item: &Criterion, row: &Row) -> bool {
     match item {
-        Criterion::Group { items, .. } => eval_all(glpi, items, row, options),
+        Criterion::Group { items, .. } => eval_all(joined, items, row),
         Criterion::Leaf {
             option,
             searchtype,
             value,
+            pattern,
             ..
-        } => leaf_matches(glpi, option, searchtype, value, row),
+        } => leaf_matches(joined, option, searchtype, value, pattern, row),
     }
 }
 
 fn leaf_matches(
-    glpi: &Glpi,
+    joined: &Joined<'_>,
     option: &SearchOption,
     searchtype: &str,
     value: &str,
+    pattern: &TextPattern,
     row: &Row,
 ) -> bool {
-    let shown = search_options::values(glpi, option, row);
-    let contains = |pattern: &str| {
-        let pattern = TextPattern::parse(&encode_for_search(glpi, pattern));
+    let shown = joined.values(option, row);
+    let contains = || {
         if shown.is_empty() {
             pattern.matches(&Value::Null)
         } else {
@@ -141,13 +146,14 @@ fn leaf_matches(
         }
     };
     let equals = || {
-        search_options::ids_for_equals(glpi, option, row)
+        joined
+            .ids_for_equals(option, row)
             .iter()
             .any(|v| cell_equals(v, value))
     };
     match searchtype {
-        "contains" => contains(value),
-        "notcontains" => !contains(value),
+        "contains" => contains(),
+        "notcontains" => !contains(),
         "equals" | "under" => equals(),
         "notequals" | "notunder" => !equals(),
         "empty" => shown.iter().all(|v| v.is_null() || v == "" || v == 0),
@@ -164,8 +170,8 @@ fn leaf_matches(
 }
 
 /// GLPI 10 matches `&` against the stored `&#38;`.
-fn encode_for_search(glpi: &Glpi, pattern: &str) -> String {
-    match glpi.version {
+fn encode_for_search(version: super::GlpiVersion, pattern: &str) -> String {
+    match version {
         super::GlpiVersion::V10 => super::sanitize::encode(pattern),
         super::GlpiVersion::V11 => pattern.to_owned(),
     }
@@ -209,7 +215,7 @@ pub(crate) fn search(
     let options = search_options::options(t, glpi.version);
     let mut shown_fields: Vec<u32> = Vec::new();
     let criteria = match params.get("criteria") {
-        Some(c) => match parse_criteria(c, &options, api_url, &mut shown_fields) {
+        Some(c) => match parse_criteria(c, &options, glpi.version, api_url, &mut shown_fields) {
             Ok(c) => c,
             Err(reply) => return reply,
         },
@@ -275,20 +281,22 @@ pub(crate) fn search(
         }
     });
 
+    let joined = Joined::new(glpi, t);
+    let visibility = super::read::Visibility::new(glpi, session);
     let deleted = i64::from(is_true(params.get("is_deleted")));
     let mut rows: Vec<&Row> = glpi
         .table(t)
         .values()
         .filter(|r| !r.contains_key("is_deleted") || int_of(r, "is_deleted") == deleted)
-        .filter(|r| super::read::visible(glpi, session, t, r))
-        .filter(|r| eval_all(glpi, &criteria, r, &options))
+        .filter(|r| visibility.allows(t, r))
+        .filter(|r| eval_all(&joined, &criteria, r))
         .collect();
 
     let sort_option = options.iter().find(|o| o.id == sort_ids[0]).copied();
     if let Some(option) = sort_option {
         rows.sort_by(|a, b| {
-            let va = search_options::values(glpi, &option, a);
-            let vb = search_options::values(glpi, &option, b);
+            let va = joined.values(&option, a);
+            let vb = joined.values(&option, b);
             compare_cells(va.first(), vb.first())
         });
         if orders[0] == "DESC" {
@@ -315,7 +323,7 @@ pub(crate) fn search(
                 let Some(option) = options.iter().find(|o| o.id == *id) else {
                     continue;
                 };
-                let mut values = search_options::values(glpi, option, row);
+                let mut values = joined.values(option, row);
                 let cell = match values.len() {
                     0 => Value::Null,
                     1 => values.remove(0),

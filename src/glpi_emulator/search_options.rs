@@ -4,6 +4,8 @@
 //! request types). For joined options `equals` compares the joined row's id,
 //! as GLPI does — so `equals` on a user's email text finds nothing.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::prepare::{int_of, text_of};
@@ -149,57 +151,98 @@ pub(crate) fn default_display(t: ItemType) -> &'static [u32] {
     }
 }
 
-/// The values an option shows for a row (several for joined lists).
-pub(crate) fn values(glpi: &Glpi, option: &SearchOption, row: &Row) -> Vec<Value> {
-    let id = int_of(row, "id");
-    match option.source {
-        Column(c) => vec![row.get(c).cloned().unwrap_or(Value::Null)],
-        UserEmails => glpi
-            .table(ItemType::UserEmail)
-            .values()
-            .filter(|e| int_of(e, "users_id") == id)
-            .map(|e| e.get("email").cloned().unwrap_or(Value::Null))
-            .collect(),
-        ActorUsers(role) => actor_rows(glpi, id, role)
-            .filter(|a| int_of(a, "users_id") > 0)
-            .map(|a| login(glpi, int_of(a, "users_id")))
-            .collect(),
-        ActorEmails(role) => actor_rows(glpi, id, role)
-            .map(|a| a.get("alternative_email").cloned().unwrap_or(Value::Null))
-            .collect(),
-        UserLogin(c) => vec![login(glpi, int_of(row, c))],
-        Entity => vec![glpi.entity_name(int_of(row, "entities_id")).into()],
-        RequestType(c) => vec![request_type(int_of(row, c))],
-        Dropdown(_) => vec![Value::Null],
-    }
+/// The joined tables a search reads, indexed once per search so that a
+/// search stays linear in the rows (emails per user, actors per ticket).
+pub(crate) struct Joined<'a> {
+    pub(crate) glpi: &'a Glpi,
+    emails: HashMap<i64, Vec<(i64, &'a Row)>>,
+    actors: HashMap<i64, Vec<&'a Row>>,
 }
 
-/// What `equals` compares: the column, or the joined rows' ids.
-pub(crate) fn ids_for_equals(glpi: &Glpi, option: &SearchOption, row: &Row) -> Vec<Value> {
-    let id = int_of(row, "id");
-    match option.source {
-        Column(_) => values(glpi, option, row),
-        UserEmails => glpi
-            .table(ItemType::UserEmail)
-            .iter()
-            .filter(|(_, e)| int_of(e, "users_id") == id)
-            .map(|(eid, _)| Value::from(*eid))
-            .collect(),
-        ActorUsers(role) => actor_rows(glpi, id, role)
-            .map(|a| Value::from(int_of(a, "users_id")))
-            .collect(),
-        ActorEmails(role) => actor_rows(glpi, id, role)
-            .map(|a| Value::from(int_of(a, "id")))
-            .collect(),
-        UserLogin(c) | RequestType(c) | Dropdown(c) => vec![Value::from(int_of(row, c))],
-        Entity => vec![Value::from(int_of(row, "entities_id"))],
+impl<'a> Joined<'a> {
+    pub(crate) fn new(glpi: &'a Glpi, t: ItemType) -> Joined<'a> {
+        let mut emails: HashMap<i64, Vec<(i64, &'a Row)>> = HashMap::new();
+        let mut actors: HashMap<i64, Vec<&'a Row>> = HashMap::new();
+        if t == ItemType::User {
+            for (id, e) in glpi.table(ItemType::UserEmail) {
+                emails
+                    .entry(int_of(e, "users_id"))
+                    .or_default()
+                    .push((*id, e));
+            }
+        }
+        if t == ItemType::Ticket {
+            for a in glpi.table(ItemType::TicketUser).values() {
+                actors.entry(int_of(a, "tickets_id")).or_default().push(a);
+            }
+        }
+        Joined {
+            glpi,
+            emails,
+            actors,
+        }
     }
-}
 
-fn actor_rows(glpi: &Glpi, tickets_id: i64, role: i64) -> impl Iterator<Item = &Row> {
-    glpi.table(ItemType::TicketUser)
-        .values()
-        .filter(move |a| int_of(a, "tickets_id") == tickets_id && int_of(a, "type") == role)
+    fn actor_rows(&self, tickets_id: i64, role: i64) -> impl Iterator<Item = &'a Row> + '_ {
+        self.actors
+            .get(&tickets_id)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |a| int_of(a, "type") == role)
+    }
+
+    fn email_rows(&self, users_id: i64) -> impl Iterator<Item = &(i64, &'a Row)> + '_ {
+        self.emails.get(&users_id).into_iter().flatten()
+    }
+
+    /// The values an option shows for a row (several for joined lists).
+    pub(crate) fn values(&self, option: &SearchOption, row: &Row) -> Vec<Value> {
+        let glpi = self.glpi;
+        let id = int_of(row, "id");
+        match option.source {
+            Column(c) => vec![row.get(c).cloned().unwrap_or(Value::Null)],
+            UserEmails => self
+                .email_rows(id)
+                .map(|(_, e)| e.get("email").cloned().unwrap_or(Value::Null))
+                .collect(),
+            ActorUsers(role) => self
+                .actor_rows(id, role)
+                .filter(|a| int_of(a, "users_id") > 0)
+                .map(|a| login(glpi, int_of(a, "users_id")))
+                .collect(),
+            ActorEmails(role) => self
+                .actor_rows(id, role)
+                .map(|a| a.get("alternative_email").cloned().unwrap_or(Value::Null))
+                .collect(),
+            UserLogin(c) => vec![login(glpi, int_of(row, c))],
+            Entity => vec![glpi.entity_name(int_of(row, "entities_id")).into()],
+            RequestType(c) => vec![request_type(int_of(row, c))],
+            Dropdown(_) => vec![Value::Null],
+        }
+    }
+
+    /// What `equals` compares: the column, or the joined rows' ids.
+    pub(crate) fn ids_for_equals(&self, option: &SearchOption, row: &Row) -> Vec<Value> {
+        let id = int_of(row, "id");
+        match option.source {
+            Column(_) => self.values(option, row),
+            UserEmails => self
+                .email_rows(id)
+                .map(|(eid, _)| Value::from(*eid))
+                .collect(),
+            ActorUsers(role) => self
+                .actor_rows(id, role)
+                .map(|a| Value::from(int_of(a, "users_id")))
+                .collect(),
+            ActorEmails(role) => self
+                .actor_rows(id, role)
+                .map(|a| Value::from(int_of(a, "id")))
+                .collect(),
+            UserLogin(c) | RequestType(c) | Dropdown(c) => vec![Value::from(int_of(row, c))],
+            Entity => vec![Value::from(int_of(row, "entities_id"))],
+        }
+    }
 }
 
 fn login(glpi: &Glpi, users_id: i64) -> Value {

@@ -131,22 +131,23 @@ impl Glpi {
         }
     }
 
+    /// Whether the session's active entities are all the entities.
+    pub(crate) fn sees_all_entities(&self, session: &Session) -> bool {
+        self.entities
+            .iter()
+            .all(|e| session.active_entities.contains(e))
+    }
+
     /// Users are not entity-assigned, but unless the session sees every
-    /// entity, GLPI only shows users having a profile in an active entity
-    /// (or a recursive one above it: the root).
-    pub(crate) fn user_visible(&self, session: &Session, users_id: i64) -> bool {
-        let mut all = self.entities.clone();
-        let mut active = session.active_entities.clone();
-        all.sort_unstable();
-        active.sort_unstable();
-        if all == active {
-            return true;
-        }
-        self.user_profiles.get(&users_id).is_some_and(|profiles| {
-            profiles
-                .iter()
-                .any(|(e, recursive)| active.contains(e) || (*recursive && *e == 0))
-        })
+    /// entity (`sees_all`), GLPI only shows users having a profile in an
+    /// active entity (or a recursive one above it: the root).
+    pub(crate) fn user_visible(&self, session: &Session, sees_all: bool, users_id: i64) -> bool {
+        sees_all
+            || self.user_profiles.get(&users_id).is_some_and(|profiles| {
+                profiles.iter().any(|(e, recursive)| {
+                    session.active_entities.contains(e) || (*recursive && *e == 0)
+                })
+            })
     }
 
     /// A user as GLPI names it in dropdowns and messages: "Last First", else

@@ -19,7 +19,8 @@ pub mod settings;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::chatwoot::{Change, RowOp};
 use crate::state::{changes, replication, State};
@@ -179,18 +180,18 @@ pub struct PlannerSignals {
     /// Notified (`notify_one`) after a batch enqueued jobs: wakes the
     /// worker dispatcher.
     pub jobs_ready: Arc<Notify>,
-    /// `true` asks the loop to stop after the current batch.
-    pub shutdown: watch::Receiver<bool>,
+    /// Cancelled: the loop stops after the current batch.
+    pub cancel: CancellationToken,
     /// Poll interval when nobody notifies (e.g. waiting for the backfill).
     pub idle_poll: Duration,
 }
 
 /// The drain loop, for the `run` command to spawn: plans batches until
-/// `shutdown`, sleeping while the change log is empty.
-pub async fn run(mut planner: Planner, mut signals: PlannerSignals) -> anyhow::Result<()> {
+/// cancelled, sleeping while the change log is empty.
+pub async fn run(mut planner: Planner, signals: PlannerSignals) -> anyhow::Result<()> {
     let mut announced_wait = false;
     loop {
-        if *signals.shutdown.borrow() {
+        if signals.cancel.is_cancelled() {
             return Ok(());
         }
         let (back, result) = tokio::task::spawn_blocking(move || {
@@ -228,7 +229,7 @@ pub async fn run(mut planner: Planner, mut signals: PlannerSignals) -> anyhow::R
         tokio::select! {
             _ = signals.new_changes.notified() => {}
             _ = tokio::time::sleep(pause) => {}
-            _ = signals.shutdown.changed() => {}
+            _ = signals.cancel.cancelled() => {}
         }
     }
 }
