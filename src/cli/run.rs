@@ -192,7 +192,7 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
         PlannerSignals {
             new_changes,
             jobs_ready: jobs_ready.clone(),
-            shutdown: stopped.clone(),
+            cancel: cancel.clone(),
             idle_poll: Duration::from_millis(500),
         },
     ));

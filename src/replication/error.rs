@@ -67,6 +67,13 @@ pub enum ReplicationError {
         state_path: String,
     },
 
+    #[error("replication slot {slot:?} was invalidated by PostgreSQL: it needed more WAL than max_slot_wal_keep_size allows (typically while the bridge was stopped), so the changes after {durable_lsn} are gone and can never be streamed. The bridge stops rather than skip them. Way out: stop the bridge, drop the slot (SELECT pg_drop_replication_slot('{slot}');), move the state file {state_path} away, and start the bridge again: it creates a new slot and backfills. The backfill adopts the GLPI ids already written into Chatwoot's additional_attributes and looks contacts up in GLPI before creating, so it creates no duplicates; only messages after each conversation's glpi.last_synced_message_id are sent. Raise max_slot_wal_keep_size (or set it to -1) if the bridge may be stopped for long")]
+    SlotInvalidated {
+        slot: String,
+        durable_lsn: Lsn,
+        state_path: String,
+    },
+
     #[error("the state file {state_path} belongs to database {stored_database:?} of PostgreSQL system {stored_system}, but DATABASE_URL points at database {database:?} of system {system}. Use a separate --state file per Chatwoot database (or delete this one to start over with a full backfill)")]
     StateFromOtherDatabase {
         state_path: String,

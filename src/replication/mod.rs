@@ -198,6 +198,23 @@ impl Session<'_> {
                 state_path: self.state.path().display().to_string(),
             });
         }
+        if backfilled
+            && matches!(
+                slot_status,
+                SlotStatus::Exists {
+                    invalidated: true,
+                    ..
+                }
+            )
+        {
+            // Retrying cannot help: the WAL is gone. Stop with the way out
+            // instead of reconnecting forever.
+            return Err(ReplicationError::SlotInvalidated {
+                slot: names.slot.clone(),
+                durable_lsn: stored.durable_lsn,
+                state_path: self.state.path().display().to_string(),
+            });
+        }
         if !backfilled && stored.backfill == BackfillStatus::NotStarted {
             if let SlotStatus::Exists { .. } = slot_status {
                 return Err(ReplicationError::SlotNotOurs {

@@ -68,9 +68,12 @@ pub fn check_identifier(what: &'static str, name: &str) -> Result<(), Replicatio
 pub enum SlotStatus {
     Missing,
     /// Exists with pgoutput in this database; `active_pid` is the process
-    /// reading it now, if any.
+    /// reading it now, if any. `invalidated`: PostgreSQL removed the WAL it
+    /// needed (`wal_status = 'lost'`, e.g. `max_slot_wal_keep_size`
+    /// exceeded); it can never stream again.
     Exists {
         active_pid: Option<i32>,
+        invalidated: bool,
     },
 }
 
@@ -213,15 +216,16 @@ async fn slot_status(
     let q = |doing| move |e: tokio_postgres::Error| ReplicationError::from_pg(doing, &e);
     let row = client
         .query_opt(
-            "SELECT coalesce(plugin::text, ''), coalesce(database::text, ''), active_pid
+            "SELECT coalesce(plugin::text, ''), coalesce(database::text, ''), active_pid,
+                    coalesce(wal_status, '') = 'lost'
              FROM pg_replication_slots WHERE slot_name = $1",
             &[&slot],
         )
         .await
         .map_err(q("looking for the replication slot"))?;
     if let Some(row) = row {
-        let (plugin, slot_db, active_pid): (String, String, Option<i32>) =
-            (row.get(0), row.get(1), row.get(2));
+        let (plugin, slot_db, active_pid, invalidated): (String, String, Option<i32>, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
         if plugin != "pgoutput" {
             return Err(ReplicationError::SlotWrongPlugin {
                 slot: slot.to_owned(),
@@ -239,7 +243,10 @@ async fn slot_status(
                 expected: database.to_owned(),
             });
         }
-        return Ok(SlotStatus::Exists { active_pid });
+        return Ok(SlotStatus::Exists {
+            active_pid,
+            invalidated,
+        });
     }
     let row = client
         .query_one(

@@ -23,6 +23,8 @@ use tokio::sync::{watch, Notify};
 
 use crate::support::{self, TestDb};
 
+pub mod process;
+
 pub struct Rig {
     pub db: TestDb,
     pub glpi: Emulator,

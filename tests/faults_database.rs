@@ -1,0 +1,137 @@
+//! Database faults: the slot invalidated by `max_slot_wal_keep_size` while
+//! the bridge was stopped is reported once, clearly, with the way out, and
+//! the process exits non-zero instead of retrying forever.
+
+mod faults_common;
+mod support;
+
+use std::time::Duration;
+
+use faults_common::process::{log_tail, BridgeConfig, BridgeProcess};
+use support::{Cluster, ClusterOptions};
+
+/// The bridge's slot as PostgreSQL reports it: (wal_status, confirmed_flush_lsn).
+async fn slot_row(
+    client: &tokio_postgres::Client,
+    slot: &str,
+) -> Option<(Option<String>, Option<String>)> {
+    client
+        .query_opt(
+            "SELECT wal_status, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .expect("pg_replication_slots")
+        .map(|r| (r.get(0), r.get(1)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidated_slot_is_reported_with_the_way_out_and_exits_once() {
+    let cluster = Cluster::start_new(&ClusterOptions {
+        extra_conf: vec![
+            "max_slot_wal_keep_size = 1MB".into(),
+            "wal_keep_size = 0".into(),
+            "min_wal_size = 32MB".into(),
+            "max_wal_size = 64MB".into(),
+        ],
+        ..ClusterOptions::default()
+    });
+    let db = cluster.create_database();
+    let client = db.connect().await;
+    client
+        .batch_execute(&support::chatwoot::insert_account_sql("Acme"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = BridgeConfig::new(&db.url, dir.path(), &db.name);
+
+    // First start: slot created, backfill done, streaming.
+    let bridge = BridgeProcess::spawn(&config);
+    support::wait_until(
+        Duration::from_secs(60),
+        "the slot to be created and confirmed",
+        || async { matches!(slot_row(&client, &config.slot).await, Some((_, Some(_)))) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, _) = bridge.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean stop: {status:?}\n{}",
+        log_tail(&config.log_file, 40)
+    );
+
+    // While it is stopped, Chatwoot writes far more WAL than the slot may
+    // keep; a checkpoint then invalidates the slot.
+    for _ in 0..4 {
+        client
+            .batch_execute(
+                "INSERT INTO contacts (account_id, name, email, created_at, updated_at) \
+                 SELECT 1, repeat('x', 2000), 'bulk' || g || '-' || md5(random()::text) || '@example.com', now(), now() \
+                 FROM generate_series(1, 2000) g; \
+                 SELECT pg_switch_wal(); CHECKPOINT;",
+            )
+            .await
+            .unwrap();
+    }
+    let (wal_status, _) = slot_row(&client, &config.slot)
+        .await
+        .expect("slot still listed");
+    assert_eq!(
+        wal_status.as_deref(),
+        Some("lost"),
+        "the slot must be invalidated for this test"
+    );
+
+    // Restart: one clear report with the way out, then a non-zero exit (no
+    // crash loop inside the process).
+    let log_before = std::fs::read_to_string(&config.log_file)
+        .unwrap_or_default()
+        .len();
+    let mut bridge = BridgeProcess::spawn(&config);
+    let status = bridge.wait_exit(Duration::from_secs(30));
+    let log =
+        std::fs::read_to_string(&config.log_file).unwrap_or_default()[log_before..].to_owned();
+    let status = status
+        .unwrap_or_else(|| panic!("the bridge kept running on an invalidated slot; log:\n{log}"));
+    assert!(
+        !status.success(),
+        "an invalidated slot is an error exit: {status}\n{log}"
+    );
+    let lower = log.to_lowercase();
+    for needle in [
+        "invalidated",
+        &config.slot,
+        "pg_drop_replication_slot",
+        "backfill",
+        &config.state_file.display().to_string(),
+    ] {
+        assert!(
+            lower.contains(&needle.to_lowercase()),
+            "the report names {needle:?}; log:\n{log}"
+        );
+    }
+    assert!(
+        log.matches("invalidated").count() <= 3,
+        "reported once, not in a retry loop; log:\n{log}"
+    );
+
+    // The way out works: drop the slot, move the state file away, start.
+    client
+        .execute("SELECT pg_drop_replication_slot($1)", &[&config.slot])
+        .await
+        .unwrap();
+    std::fs::rename(&config.state_file, dir.path().join("old-state.sqlite3")).unwrap();
+    let mut bridge = BridgeProcess::spawn(&config);
+    support::wait_until(Duration::from_secs(60), "a new slot, confirmed", || async {
+        matches!(slot_row(&client, &config.slot).await, Some((Some(s), Some(_))) if s != "lost")
+    })
+    .await;
+    assert!(
+        bridge.exited().is_none(),
+        "{}",
+        log_tail(&config.log_file, 30)
+    );
+    drop(bridge);
+    drop(cluster);
+}
