@@ -9,12 +9,8 @@
 //! BENCH_ROWS=200000 BENCH_ROUNDS=1 cargo run --release --example replication_bench
 //! ```
 //!
-//! It starts its own throwaway PostgreSQL (the test harness), so it needs
+//! It starts its own throwaway PostgreSQL (`sandbox_postgres`), so it needs
 //! the same server binaries as the tests, and `pg_recvlogical`.
-
-#[path = "../tests/support/cluster.rs"]
-#[allow(dead_code)]
-mod cluster;
 
 use std::path::Path;
 use std::process::Command;
@@ -22,9 +18,11 @@ use std::time::{Duration, Instant};
 
 use chatwoot_glpi_bridge::lsn::Lsn;
 use chatwoot_glpi_bridge::replication::{self, ReplicationOptions};
+use chatwoot_glpi_bridge::sandbox_postgres::{
+    SandboxOptions, SandboxPostgres as Cluster, DEFAULT_SUPERUSER_PASSWORD,
+};
 use chatwoot_glpi_bridge::secret::Secret;
 use chatwoot_glpi_bridge::state::{replication as repl_state, State};
-use cluster::{Cluster, ClusterOptions};
 use tokio_util::sync::CancellationToken;
 
 const SLOT: &str = "bench_bridge";
@@ -134,7 +132,7 @@ fn recvlogical_run(cluster: &Cluster, db: &BenchDb, slot: &str, end: Lsn) -> Dur
             &format!("publication_names={PUBLICATION}"),
         ])
         .args(["--endpos", &end.to_string(), "-f", "/dev/null"])
-        .env("PGPASSWORD", cluster::SUPERUSER_PASSWORD)
+        .env("PGPASSWORD", DEFAULT_SUPERUSER_PASSWORD)
         .status()
         .expect("run pg_recvlogical (install postgresql-client)");
     assert!(status.success(), "pg_recvlogical failed");
@@ -160,7 +158,7 @@ async fn main() {
     let rows = env_usize("BENCH_ROWS", 1_000_000);
     let rounds = env_usize("BENCH_ROUNDS", 3).max(1);
     let per_tx = 1000;
-    let cluster = Cluster::start_new(&ClusterOptions::default());
+    let cluster = Cluster::start_new(&SandboxOptions::default()).expect("start PostgreSQL");
     let db = create_db(&cluster).await;
     let client = connect(&db.url).await;
 

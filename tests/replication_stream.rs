@@ -351,18 +351,24 @@ async fn second_instance_waits_as_standby_and_takes_over() {
     let mut first = InProcessBridge::start(&db, &state_path, |_| {});
     first.wait_backfilled(WAIT).await;
     db.execute(&chatwoot::insert_contacts_sql(1, 3)).await;
-    first.wait_for_keys(&contact_inserts_after(&client, 0).await, WAIT).await;
+    first
+        .wait_for_keys(&contact_inserts_after(&client, 0).await, WAIT)
+        .await;
 
     // Same state file and slot: it must wait, not fail and not steal.
     let mut standby = InProcessBridge::start(&db, &state_path, |_| {});
     tokio::time::sleep(Duration::from_secs(2)).await;
     standby.assert_running();
     db.execute(&chatwoot::insert_contacts_sql(1, 2)).await;
-    first.wait_for_keys(&contact_inserts_after(&client, 3).await, WAIT).await;
+    first
+        .wait_for_keys(&contact_inserts_after(&client, 3).await, WAIT)
+        .await;
     first.stop().await.expect("clean stop");
 
     db.execute(&chatwoot::insert_contacts_sql(1, 4)).await;
-    standby.wait_for_keys(&contact_inserts_after(&client, 5).await, WAIT).await;
+    standby
+        .wait_for_keys(&contact_inserts_after(&client, 5).await, WAIT)
+        .await;
     standby.stop().await.expect("clean stop");
     let counts = bridge::change_counts(&state_path);
     assert_eq!(counts.len(), 1 + 9);
@@ -379,13 +385,15 @@ async fn postgres_restart_mid_stream_loses_and_duplicates_nothing() {
     run.wait_backfilled(WAIT).await;
     db.execute(&chatwoot::insert_contacts_sql(1, 5)).await;
     let client = db.connect().await;
-    run.wait_for_keys(&contact_inserts_after(&client, 0).await, WAIT).await;
+    run.wait_for_keys(&contact_inserts_after(&client, 0).await, WAIT)
+        .await;
 
     cluster.restart_async().await;
     // Written right after the restart, while the bridge reconnects.
     db.execute(&chatwoot::insert_contacts_sql(1, 5)).await;
     let client = db.connect().await;
-    run.wait_for_keys(&contact_inserts_after(&client, 0).await, WAIT).await;
+    run.wait_for_keys(&contact_inserts_after(&client, 0).await, WAIT)
+        .await;
     run.stop().await.expect("clean stop");
     let counts = bridge::change_counts(&state_path);
     assert_eq!(counts.len(), 1 + 10);
