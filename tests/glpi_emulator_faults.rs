@@ -152,3 +152,15 @@ async fn commit_then_drop_creates_the_item_but_loses_the_response() {
     let id = glpi.create("Ticket", json!({"name": "second"})).await;
     assert_eq!(id, 2);
 }
+
+#[tokio::test]
+async fn recorded_requests_do_not_print_tokens() {
+    let glpi = Glpi::start().await;
+    glpi.get(&format!("/Ticket/?app_token={APP_TOKEN}&range=0-1"))
+        .await;
+    let printed = format!("{:?}", glpi.emulator.requests());
+    assert!(!printed.contains(USER_TOKEN), "{printed}");
+    assert!(!printed.contains(APP_TOKEN), "{printed}");
+    assert!(!printed.contains(&glpi.session), "{printed}");
+    assert!(printed.contains("range=0-1"), "{printed}");
+}

@@ -397,3 +397,31 @@ async fn an_adopted_ticket_is_reconciled_before_posting() {
     );
     env.stop().await;
 }
+
+#[tokio::test]
+async fn an_email_glpi_refuses_does_not_park_the_ticket() {
+    let env = JobEnv::start(
+        GlpiVersion::V10,
+        GlpiPersonType::Contact,
+        WorkerConfig::default(),
+    )
+    .await;
+    insert_conversation_rows(&env, 1).await;
+    // Plausible to Chatwoot, refused by PHP's FILTER_VALIDATE_EMAIL.
+    let c = contact(1, "Odd Address", Some("odd..dots@example.com"), None);
+    enqueue(&env, vec![ticket_job(1, c, message(10, 1, "hello"))]);
+    env.drain().await;
+    let state = env.state();
+    assert!(chatwoot_glpi_bridge::outbox::parked(state.conn())
+        .unwrap()
+        .is_empty());
+    let tickets = env.emulator.items("Ticket");
+    assert_eq!(tickets.len(), 1);
+    let content =
+        chatwoot_glpi_bridge::glpi::decode_glpi_entities(tickets[0]["content"].as_str().unwrap());
+    assert!(
+        content.contains("Email: odd..dots@example.com"),
+        "{content}"
+    );
+    env.stop().await;
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::glpi_emulator::{ApiUser, Emulator, EmulatorConfig, GlpiVersion};
+use crate::glpi_emulator::{redact_query, ApiUser, Emulator, EmulatorConfig, GlpiVersion};
 
 /// Arguments of the subcommand.
 #[derive(Debug, clap::Args)]
@@ -104,21 +104,6 @@ async fn log_requests(emulator: Emulator) {
             next += 1;
         }
     }
-}
-
-/// Hides the value of any query parameter whose name mentions a token.
-fn redact_query(query: &str) -> String {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if name.to_ascii_lowercase().contains("token") => {
-                format!("{name}=[redacted]")
-            }
-            _ => pair.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 #[cfg(test)]

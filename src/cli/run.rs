@@ -184,7 +184,9 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
     let new_changes = Arc::new(Notify::new());
     let jobs_ready = Arc::new(Notify::new());
     replication.on_durable = Some(new_changes.clone());
-    let (stop, stopped) = watch::channel(false);
+    // Planner and workers stop after replication has stopped.
+    let stop_planner = CancellationToken::new();
+    let (stop_workers, workers_stopped) = watch::channel(false);
 
     let planner = Planner::new(open()?, configured.clone()).context("starting the planner")?;
     let planner_task = tokio::spawn(planner::run(
@@ -192,7 +194,7 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
         PlannerSignals {
             new_changes,
             jobs_ready: jobs_ready.clone(),
-            cancel: cancel.clone(),
+            cancel: stop_planner.clone(),
             idle_poll: Duration::from_millis(500),
         },
     ));
@@ -204,12 +206,13 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
         workers,
         jobs_ready,
     );
-    let workers_task = tokio::spawn(workers.run(stopped, drain_timeout));
+    let workers_task = tokio::spawn(workers.run(workers_stopped, drain_timeout));
 
     let result = replication::run(replication, cancel.clone()).await;
     // Replication has stopped (cancelled or failed): stop the others too.
     cancel.cancel();
-    let _ = stop.send(true);
+    stop_planner.cancel();
+    let _ = stop_workers.send(true);
     let planned = planner_task.await.context("the planner task failed")?;
     workers_task.await.context("the worker task failed")?;
     result.context("replication stopped")?;

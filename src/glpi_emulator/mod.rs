@@ -58,7 +58,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use faults::Fault;
-pub use server::RecordedRequest;
+pub use server::{redact_query, RecordedRequest};
 
 /// Which GLPI major version to imitate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -25,8 +25,9 @@ use super::faults::Interception;
 use super::reply::Reply;
 use super::{api, lock, Shared};
 
-/// One request as the emulator received it.
-#[derive(Debug, Clone)]
+/// One request as the emulator received it. Its `Debug` output hides the
+/// tokens (App-Token, Session-Token, Authorization, `*token*` query values).
+#[derive(Clone)]
 pub struct RecordedRequest {
     pub method: String,
     /// The path after `/apirest.php`, e.g. `/Ticket/3`.
@@ -42,6 +43,44 @@ pub struct RecordedRequest {
     pub at: Instant,
     /// The injected fault that hit this request, e.g. `"DropConnections"`.
     pub fault: Option<String>,
+}
+
+impl std::fmt::Debug for RecordedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let secret = matches!(k.as_str(), "app-token" | "session-token" | "authorization");
+                (k.as_str(), if secret { "[redacted]" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("RecordedRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &redact_query(&self.query))
+            .field("headers", &headers)
+            .field("body", &self.body)
+            .field("status", &self.status)
+            .field("at", &self.at)
+            .field("fault", &self.fault)
+            .finish()
+    }
+}
+
+/// Hides the value of any query parameter whose name mentions a token.
+pub fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if name.to_ascii_lowercase().contains("token") => {
+                format!("{name}=[redacted]")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Lets a handler cut its own connection: once killed, reads see EOF and

@@ -104,12 +104,22 @@ pub async fn create_ticket_job(
                 }
                 None => {}
             }
-            match ctx.glpi.create("Ticket", &input).await {
-                Ok(id) => id,
-                Err(err) if err.is_unknown_outcome() => find_ticket(ctx, &marker)
-                    .await?
-                    .ok_or(JobError::Glpi(err))?,
-                Err(err) => return Err(err.into()),
+            match create_ticket(ctx, &input, &marker).await {
+                // GLPI validates actor emails more strictly than Chatwoot
+                // does: rather than park the conversation, create the ticket
+                // without the email-only requester (the description still
+                // names the contact).
+                Err(JobError::Glpi(err))
+                    if refused_email(&err) && input.get("_users_id_requester_notif").is_some() =>
+                {
+                    tracing::warn!(conversation = conversation.id, error = %err, "GLPI refused the requester's email; ticket created without requester");
+                    if let Some(object) = input.as_object_mut() {
+                        object.remove("_users_id_requester");
+                        object.remove("_users_id_requester_notif");
+                    }
+                    create_ticket(ctx, &input, &marker).await?
+                }
+                other => other?,
             }
         }
     };
@@ -131,6 +141,29 @@ pub async fn create_ticket_job(
         )?;
         enqueue_conversation_write_back(tx, conversation.account_id, conversation.id)
     })
+}
+
+/// Creates the ticket; a lost answer is resolved by looking it up.
+async fn create_ticket(
+    ctx: &JobContext,
+    input: &serde_json::Value,
+    marker: &str,
+) -> Result<i64, JobError> {
+    match ctx.glpi.create("Ticket", input).await {
+        Ok(id) => Ok(id),
+        Err(err) if err.is_unknown_outcome() => {
+            find_ticket(ctx, marker).await?.ok_or(JobError::Glpi(err))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// GLPI's "Invalid email address" refusal of an actor.
+fn refused_email(err: &crate::glpi::GlpiError) -> bool {
+    err.constant() == Some("ERROR_GLPI_ADD")
+        && err
+            .message()
+            .is_some_and(|m| m.to_lowercase().contains("email"))
 }
 
 /// A ticket whose description carries `marker`.
