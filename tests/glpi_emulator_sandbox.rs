@@ -62,8 +62,6 @@ async fn sandbox_prints_url_and_a_summary_on_ctrl_c() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-
     let pid = child.id().unwrap() as libc::pid_t;
     // SAFETY: sending SIGINT to the child we spawned.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);

@@ -3,6 +3,8 @@
 //! what would have been created in a real GLPI.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -64,11 +66,14 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
     println!(
         "Point the bridge's GLPI api_url at it; press Ctrl-C for a summary of what was created."
     );
-    let log = tokio::spawn(log_requests(emulator.clone()));
+    let printed = Arc::new(AtomicUsize::new(0));
+    let log = tokio::spawn(log_requests(emulator.clone(), printed.clone()));
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;
     log.abort();
+    let _ = log.await;
+    print_new_requests(&emulator, &printed, true);
     println!();
     println!("{} requests received.", emulator.requests().len());
     print!("{}", emulator.created_summary());
@@ -78,32 +83,39 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
 
 /// Prints each answered request as it completes: method, path, query
 /// (tokens redacted), status.
-async fn log_requests(emulator: Emulator) {
-    let mut next = 0;
+async fn log_requests(emulator: Emulator, printed: Arc<AtomicUsize>) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let requests = emulator.requests();
-        while let Some(r) = requests.get(next) {
-            let unanswered = r.status == 0 && r.fault.is_none();
-            if unanswered && r.at.elapsed() < Duration::from_secs(30) {
-                break;
-            }
-            let query = redact_query(&r.query);
-            let status = match (r.status, &r.fault) {
-                (0, Some(fault)) => format!("dropped ({fault})"),
-                (0, None) => "no answer yet".to_owned(),
-                (status, _) => status.to_string(),
-            };
-            println!(
-                "{} {}{}{} -> {status}",
-                r.method,
-                r.path,
-                if query.is_empty() { "" } else { "?" },
-                query
-            );
-            next += 1;
-        }
+        print_new_requests(&emulator, &printed, false);
     }
+}
+
+/// Prints the requests not printed yet, in arrival order; unless `flush`,
+/// stops at one still being answered (for at most 30 s).
+fn print_new_requests(emulator: &Emulator, printed: &AtomicUsize, flush: bool) {
+    let requests = emulator.requests();
+    let mut next = printed.load(Ordering::SeqCst);
+    while let Some(r) = requests.get(next) {
+        let unanswered = r.status == 0 && r.fault.is_none();
+        if unanswered && !flush && r.at.elapsed() < Duration::from_secs(30) {
+            break;
+        }
+        let query = redact_query(&r.query);
+        let status = match (r.status, &r.fault) {
+            (0, Some(fault)) => format!("dropped ({fault})"),
+            (0, None) => "no answer yet".to_owned(),
+            (status, _) => status.to_string(),
+        };
+        println!(
+            "{} {}{}{} -> {status}",
+            r.method,
+            r.path,
+            if query.is_empty() { "" } else { "?" },
+            query
+        );
+        next += 1;
+    }
+    printed.store(next, Ordering::SeqCst);
 }
 
 #[cfg(test)]
