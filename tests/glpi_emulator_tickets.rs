@@ -419,3 +419,49 @@ async fn status_dates_follow_updates() {
         )
     );
 }
+
+#[tokio::test]
+async fn removing_actors_can_send_a_ticket_back_to_new() {
+    let glpi = Glpi::start().await;
+    let tech = glpi.create("User", json!({"name": "tech9"})).await;
+    let req = glpi.create("User", json!({"name": "req9"})).await;
+    let t = glpi
+        .create(
+            "Ticket",
+            json!({"name": "x", "_users_id_assign": tech, "_users_id_requester": req}),
+        )
+        .await;
+    assert_eq!(glpi.emulator.item("Ticket", t).unwrap()["status"], 2);
+    let assign_row = glpi
+        .emulator
+        .items("Ticket_User")
+        .into_iter()
+        .find(|a| a["type"] == 2)
+        .unwrap();
+    let (status, _) = send(glpi.req(
+        Method::DELETE,
+        &format!("/Ticket_User/{}", assign_row["id"]),
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(glpi.emulator.item("Ticket", t).unwrap()["status"], 1);
+
+    // GLPI does it for any open status, Pending included, when no one is assigned
+    glpi.put(&format!("/Ticket/{t}"), json!({"input": {"status": 4}}))
+        .await;
+    let (status, _) = glpi
+        .put(
+            &format!("/Ticket/{t}"),
+            json!({"input": {"_actors": {"requester": [{"itemtype": "User", "items_id": 0, "alternative_email": "new@example.org", "use_notification": 1}]}}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let stored = glpi.emulator.item("Ticket", t).unwrap();
+    assert_eq!(stored["status"], 1);
+    assert_eq!(
+        actors_of(&glpi, t),
+        [
+            json!({"users_id": 0, "type": 1, "use_notification": 1, "alternative_email": "new@example.org"})
+        ]
+    );
+}

@@ -299,14 +299,29 @@ pub(crate) fn add_actor(glpi: &mut Glpi, tickets_id: i64, actor: &Actor) {
     assigned_switches_status(glpi, tickets_id, actor.role);
 }
 
-/// Assigning someone to a New ticket makes it "Processing (assigned)".
+/// Adding an actor touches the ticket's `date_mod`; assigning someone to a
+/// New ticket makes it "Processing (assigned)".
 fn assigned_switches_status(glpi: &mut Glpi, tickets_id: i64, role: i64) {
-    if role != 2 {
-        return;
-    }
+    let now = glpi.now();
     if let Some(ticket) = glpi.get_mut(ItemType::Ticket, tickets_id) {
-        if int_of(ticket, "status") == 1 {
+        ticket.insert("date_mod".into(), now.into());
+        if role == 2 && int_of(ticket, "status") == 1 {
             ticket.insert("status".into(), 2.into());
+        }
+    }
+}
+
+/// `CommonITILActor::post_deleteFromDB`: a ticket left without assignee
+/// and not solved/closed goes back to New; in any case `date_mod` moves.
+pub(crate) fn actor_removed(glpi: &mut Glpi, tickets_id: i64) {
+    let assigned = ticket_actor_rows(glpi, tickets_id)
+        .iter()
+        .any(|(_, a)| a.role == 2);
+    let now = glpi.now();
+    if let Some(ticket) = glpi.get_mut(ItemType::Ticket, tickets_id) {
+        ticket.insert("date_mod".into(), now.into());
+        if !assigned && !matches!(int_of(ticket, "status"), 5 | 6) {
+            ticket.insert("status".into(), 1.into());
         }
     }
 }

@@ -184,6 +184,7 @@ fn update_ticket_actors(glpi: &mut Glpi, tickets_id: i64, input: &Row) {
     for (row_id, actor) in prepare::ticket_actor_rows(glpi, tickets_id) {
         if replaced.contains(&actor.role) && !wanted.contains(&actor) {
             glpi.remove(ItemType::TicketUser, row_id);
+            prepare::actor_removed(glpi, tickets_id);
         }
     }
     for actor in wanted {
@@ -262,7 +263,10 @@ fn delete_one(glpi: &mut Glpi, t: ItemType, id: i64, purge: bool) {
         }
         return;
     }
-    glpi.remove(t, id);
+    let removed = glpi.remove(t, id);
+    if let (ItemType::TicketUser, Some(row)) = (t, &removed) {
+        prepare::actor_removed(glpi, int_of(row, "tickets_id"));
+    }
     let children: Vec<(ItemType, i64)> = match t {
         ItemType::User => child_ids(glpi, ItemType::UserEmail, |r| int_of(r, "users_id") == id),
         ItemType::Ticket => {
