@@ -20,7 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chatwoot_glpi_bridge::glpi::{GlpiClient, GlpiConfig};
 use chatwoot_glpi_bridge::glpi_emulator::{Emulator, EmulatorConfig, Fault};
+use chatwoot_glpi_bridge::secret::Secret;
 use faults_common::process::{log_tail, BridgeConfig, BridgeProcess};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -62,7 +64,6 @@ fn random_fault(rng: &mut StdRng) -> Fault {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "enabled once `run` composes the planner and workers with replication"]
 async fn exactly_once_under_kills_restarts_and_glpi_faults() {
     let seed: u64 = std::env::var("CHAOS_SEED")
         .ok()
@@ -71,7 +72,7 @@ async fn exactly_once_under_kills_restarts_and_glpi_faults() {
     let chaos_secs: u64 = std::env::var("CHAOS_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(90);
     println!("chaos seed {seed} (replay with CHAOS_SEED={seed}), chaos phase {chaos_secs} s");
     let started = Instant::now();
 
@@ -220,6 +221,31 @@ async fn exactly_once_under_kills_restarts_and_glpi_faults() {
     assert!(
         again.tickets > 5 && again.followups > 20,
         "the workload was too small to mean anything"
+    );
+
+    // The oracle can fail: one duplicated followup is caught.
+    let ticket = glpi.items("Ticket")[0].clone();
+    let duplicate = glpi
+        .items("ITILFollowup")
+        .into_iter()
+        .find(|f| f["items_id"] == ticket["id"])
+        .expect("a followup");
+    let mut config = GlpiConfig::new(glpi.api_url(), Secret::new("emulator-user-token"));
+    config.app_token = Some(Secret::new("emulator-app-token"));
+    GlpiClient::new(config)
+        .expect("client")
+        .create(
+            "ITILFollowup",
+            &serde_json::json!({"itemtype": "Ticket", "items_id": ticket["id"], "content": duplicate["content"]}),
+        )
+        .await
+        .expect("duplicate a followup");
+    let problems = expected
+        .check(&glpi, &api_user_ids)
+        .expect_err("the oracle must see a duplicated followup");
+    println!(
+        "oracle self-check: a duplicated followup is reported: {}",
+        problems[0]
     );
     glpi.shutdown().await;
 }

@@ -71,6 +71,9 @@ pub const DELETED_TEXT: &str = "This message was deleted in Chatwoot.";
 /// Length limit of a ticket title taken from a message's first line.
 pub const TITLE_MAX_CHARS: usize = 80;
 
+/// GLPI's limit for a ticket's `name`.
+const NAME_MAX_CHARS: usize = 255;
+
 /// The token embedded in a ticket's description.
 pub fn ticket_marker(account_id: i64, conversation_id: i64) -> String {
     format!("[cwgb-c{account_id}-v{conversation_id}]")
@@ -220,7 +223,8 @@ pub fn ticket_title(
     display_id: i64,
 ) -> String {
     if let Some(subject) = mail_subject.map(str::trim).filter(|s| !s.is_empty()) {
-        return strip_nul(subject);
+        // GLPI's `name` column is a varchar(255).
+        return strip_nul(&subject.chars().take(NAME_MAX_CHARS).collect::<String>());
     }
     let first_line = first_message_text
         .lines()

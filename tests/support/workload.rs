@@ -371,9 +371,9 @@ impl Workload {
             .query_one(
                 "INSERT INTO messages (account_id, inbox_id, conversation_id, message_type, private, content, \
                      processed_message_content, sender_type, sender_id, created_at, updated_at) \
-                 SELECT c.account_id, c.inbox_id, c.id, $2, $3, $4, $4, \
-                        CASE $2 WHEN 0 THEN 'Contact' WHEN 1 THEN 'User' END, \
-                        CASE $2 WHEN 0 THEN c.contact_id WHEN 1 THEN $5 END, \
+                 SELECT c.account_id, c.inbox_id, c.id, $2::int, $3::bool, $4::text, $4::text, \
+                        CASE $2::int WHEN 0 THEN 'Contact' WHEN 1 THEN 'User' END, \
+                        CASE $2::int WHEN 0 THEN c.contact_id WHEN 1 THEN $5::bigint END, \
                         clock_timestamp(), clock_timestamp() \
                  FROM conversations c WHERE c.id = $1 RETURNING id, account_id, sender_id",
                 &[&conversation, &message_type, &private, &text, &agent],
