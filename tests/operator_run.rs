@@ -1,5 +1,5 @@
-//! The sidecar as `run` starts it (configuration → bridge + metrics endpoint
-//! + sampler), end to end on a real cluster and the GLPI emulator: a job
+//! The sidecar as `run` starts it (configuration, then the bridge, the
+//! metrics endpoint and the sampler), end to end on a real cluster and the GLPI emulator: a job
 //! GLPI refuses is parked and visible, `parked retry` after the fix syncs it,
 //! and then `/metrics`, `/readyz` and `status` show the synced state.
 
