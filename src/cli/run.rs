@@ -36,13 +36,24 @@ the /metrics endpoint show how it is doing. SIGTERM or SIGINT stops it cleanly."
 pub struct Args {
     #[command(flatten)]
     pub config: ConfigArgs,
+
+    /// Diagnostics and tests: only replicate into the state file's change
+    /// log (no planner, no GLPI calls, no metrics endpoint).
+    #[arg(long, hide = true)]
+    pub replication_only: bool,
 }
 
 pub async fn execute(args: Args) -> anyhow::Result<()> {
     let config = load_config(&args.config)?;
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_signal(cancel.clone()));
-    serve(&config, ProgressStyle::detect(), cancel).await?;
+    if args.replication_only {
+        replication::run(bridge_options(&config)?.replication, cancel)
+            .await
+            .context("replication stopped")?;
+    } else {
+        serve(&config, ProgressStyle::detect(), cancel).await?;
+    }
     tracing::info!("stopped");
     Ok(())
 }
