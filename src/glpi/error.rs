@@ -274,7 +274,14 @@ impl fmt::Display for GlpiError {
                 after.as_secs_f32()
             ),
             GlpiError::Connection { request, detail } => {
-                write!(f, "cannot reach GLPI for {request}: {detail}")
+                write!(f, "cannot reach GLPI for {request}: {detail}")?;
+                if detail.contains("certificate") {
+                    f.write_str(
+                        " — GLPI's TLS certificate is not trusted: if it comes from a private CA, \
+                         set GLPI_CA_CERT to that CA's PEM file",
+                    )?;
+                }
+                Ok(())
             }
             GlpiError::UnknownOutcome { request, cause } => write!(
                 f,

@@ -133,6 +133,8 @@ impl Transport {
             // GLPI never redirects API calls; following one would re-send the
             // tokens elsewhere and turn a POST into a GET.
             .redirect(reqwest::redirect::Policy::none())
+            // Every retry is ours, so it is paced and counted.
+            .retry(reqwest::retry::never())
             .pool_max_idle_per_host(config.max_in_flight)
             .user_agent(concat!("chatwoot-glpi-bridge/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &config.ca_cert {
