@@ -26,6 +26,7 @@ pub mod observability;
 pub mod outbox;
 pub mod planner;
 pub mod replication;
+pub mod sandbox_postgres;
 pub mod secret;
 pub mod state;
 pub mod worker;

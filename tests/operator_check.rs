@@ -235,7 +235,7 @@ async fn role_without_replication_or_update_fails_with_grants() {
     let privileges = failed.iter().find(|(n, _)| n == "privileges").unwrap();
     assert!(
         privileges.1.contains(&format!(
-            "GRANT UPDATE ON contacts, conversations TO \"{role}\""
+            "GRANT UPDATE (additional_attributes) ON contacts, conversations TO \"{role}\""
         )),
         "{privileges:?}"
     );
@@ -392,4 +392,26 @@ async fn state_file_of_another_database_fails() {
         "state file",
         "belongs to database chatwoot_production",
     );
+}
+
+#[tokio::test]
+async fn least_privilege_role_from_setup_sql_passes() {
+    use chatwoot_glpi_bridge::replication::setup::{setup_sql, SetupSqlOptions};
+    use chatwoot_glpi_bridge::replication::ReplicationNames;
+
+    let setup = Setup::new(support::shared_cluster()).await;
+    let role = format!("bridge_{}", setup.db.name);
+    let sql = setup_sql(&SetupSqlOptions {
+        names: ReplicationNames::validated(&setup.slot, &setup.slot).unwrap(),
+        role: role.clone(),
+        role_password: Some("bridge-pw".into()),
+        database: Some(setup.db.name.clone()),
+    });
+    setup.db.execute(&sql).await;
+    let args = setup
+        .args()
+        .with_flag(Key::DatabaseUrl, setup.db.url_as(&role, "bridge-pw"));
+    let lines = setup.check(args, &[]).await;
+    assert!(failures(&lines).is_empty(), "{}", render(&lines));
+    assert!(render(&lines).contains(&format!("role {role} has REPLICATION")));
 }

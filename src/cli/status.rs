@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::lsn::Lsn;
 use crate::observability::progress::thousands;
 use crate::outbox::{self, OutboxDepth, ParkedJob};
+use crate::planner::cache::{self as planner_cache, Skip};
 use crate::state::replication::{self as repl_state, ReplicationState, TableProgress};
 use crate::state::{changes, State};
 
@@ -95,6 +96,11 @@ pub struct StatusReport {
     pub oldest_pending: Option<Duration>,
     pub parked: Vec<ParkedJob>,
     pub accounts: Vec<AccountCounts>,
+    /// The planner's decision per account: `(account_id, state, detail)`,
+    /// state = syncing | disabled | problem | not_configured.
+    pub integrations: Vec<(i64, String, Option<String>)>,
+    /// Changes deliberately not synced (total, and the oldest few).
+    pub skipped: (u64, Vec<Skip>),
     pub taken_at: SystemTime,
 }
 
@@ -140,9 +146,14 @@ pub fn read_state(state: &State) -> anyhow::Result<StatusReport> {
         oldest_pending: outbox::oldest_pending_age(conn)?,
         parked: outbox::parked(conn)?,
         accounts: account_counts(conn).context("counting per account")?,
+        integrations: planner_cache::account_states(conn)?,
+        skipped: planner_cache::skip_summary(conn, SKIPS_SHOWN)?,
         taken_at: SystemTime::now(),
     })
 }
+
+/// Skipped changes listed in the text output (all are counted).
+const SKIPS_SHOWN: usize = 20;
 
 /// Synced records and jobs per account.
 fn account_counts(conn: &Connection) -> rusqlite::Result<Vec<AccountCounts>> {
@@ -250,6 +261,42 @@ impl StatusReport {
                     describe_job(&job.kind),
                     job.reason
                 ));
+            }
+        }
+
+        let configured: Vec<_> = self
+            .integrations
+            .iter()
+            .filter(|(_, state, _)| state != "not_configured")
+            .collect();
+        if !configured.is_empty() {
+            t.push_str("\nGLPI integration per account\n");
+            for (account_id, state, detail) in configured {
+                match detail {
+                    Some(detail) => {
+                        t.push_str(&format!("  account {account_id}: {state}: {detail}\n"))
+                    }
+                    None => t.push_str(&format!("  account {account_id}: {state}\n")),
+                }
+            }
+        }
+        let (skipped, shown) = &self.skipped;
+        if *skipped > 0 {
+            t.push_str(&format!(
+                "\nNot synced, kept with the reason ({} change{})\n",
+                thousands(*skipped),
+                plural(*skipped)
+            ));
+            for skip in shown {
+                t.push_str(&format!(
+                    "  {} (account {}): {}\n",
+                    skip.subject,
+                    skip.account_id.map_or("?".to_owned(), |a| a.to_string()),
+                    skip.reason
+                ));
+            }
+            if *skipped > shown.len() as u64 {
+                t.push_str(&format!("  … and {} more\n", *skipped - shown.len() as u64));
             }
         }
 
@@ -381,6 +428,15 @@ impl StatusReport {
                 "id": j.id, "account_id": j.account_id, "queue": j.queue, "kind": j.kind.name(),
                 "attempts": j.attempts, "reason": j.reason, "blocked_jobs": j.blocked_jobs,
             })).collect::<Vec<_>>(),
+            "integrations": self.integrations.iter().map(|(account_id, state, detail)| json!({
+                "account_id": account_id, "state": state, "detail": detail,
+            })).collect::<Vec<_>>(),
+            "skipped": {
+                "total": self.skipped.0,
+                "oldest": self.skipped.1.iter().map(|s| json!({
+                    "subject": s.subject, "account_id": s.account_id, "reason": s.reason,
+                })).collect::<Vec<_>>(),
+            },
             "accounts": self.accounts.iter().map(|a| json!({
                 "account_id": a.account_id, "contacts": a.contacts, "tickets": a.tickets,
                 "followups": a.followups, "pending_jobs": a.pending_jobs, "parked_jobs": a.parked_jobs,

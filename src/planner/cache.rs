@@ -429,6 +429,24 @@ pub fn clear_skip(conn: &Connection, subject: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// How many skips are recorded, and the first `limit` of them (oldest
+/// first), for `status`.
+pub fn skip_summary(conn: &Connection, limit: usize) -> rusqlite::Result<(u64, Vec<Skip>)> {
+    let total: i64 = conn.query_row("SELECT count(*) FROM planner_skips", [], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT subject, account_id, reason FROM planner_skips
+         ORDER BY recorded_at, subject LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit as i64], |r| {
+        Ok(Skip {
+            subject: r.get(0)?,
+            account_id: r.get(1)?,
+            reason: r.get(2)?,
+        })
+    })?;
+    Ok((total as u64, rows.collect::<Result<_, _>>()?))
+}
+
 /// Every recorded skip, oldest first.
 pub fn skips(conn: &Connection) -> rusqlite::Result<Vec<Skip>> {
     let mut stmt = conn.prepare_cached(

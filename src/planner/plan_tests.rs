@@ -508,3 +508,34 @@ fn workers_read_the_same_live_settings_on_their_own_connection() {
     h.commit(vec![hook(10, 1, false, settings())]);
     assert!(lookup.account(1).unwrap().is_none(), "disabled live");
 }
+
+#[test]
+fn status_shows_account_problems_and_skips_with_their_reasons() {
+    let mut h = Harness::syncing();
+    let mut bad = settings();
+    bad["ticket_type"] = json!("7");
+    h.commit(vec![
+        account(2, CRM_INTEGRATION_FLAG),
+        hook(11, 2, true, bad),
+        contact(Insert, contact_row(5, "", None, None)),
+    ]);
+    let report = crate::cli::status::read_state(h.planner.state()).unwrap();
+    let text = report.render();
+    assert!(
+        text.contains("account 1: syncing: integrations_hooks row 10"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "account 2: problem: integrations_hooks row 11 (account 2): ticket_type must be 1 (Incident) or 2 (Request), got \"7\""
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("contact:5 (account 1): Contact not identifiable"),
+        "{text}"
+    );
+    let json = report.to_json();
+    assert_eq!(json["skipped"]["total"], 1);
+    assert_eq!(json["integrations"][1]["state"], "problem");
+}

@@ -116,16 +116,19 @@ async fn catalog_checks(
     }
 
     let names: Vec<&str> = Table::ALL.iter().map(|t| t.name()).collect();
+    let written_back: Vec<&str> = WRITTEN_BACK.iter().map(|t| t.name()).collect();
     let rows = client
         .query(
             "SELECT t, c.oid IS NOT NULL,
                     coalesce(has_table_privilege(c.oid, 'SELECT'), false),
-                    coalesce(has_table_privilege(c.oid, 'UPDATE'), false),
+                    CASE WHEN t = ANY($2) AND c.oid IS NOT NULL
+                         THEN has_column_privilege(c.oid, 'additional_attributes', 'UPDATE')
+                         ELSE true END,
                     coalesce(pg_get_userbyid(c.relowner) = current_user, false)
              FROM unnest($1::text[]) WITH ORDINALITY AS w(t, n)
              LEFT JOIN pg_class c ON c.oid = to_regclass(format('public.%I', t))
              ORDER BY n",
-            &[&names],
+            &[&names, &written_back],
         )
         .await?;
     let mut missing = Vec::new();
@@ -141,7 +144,7 @@ async fn catalog_checks(
         if !row.get::<_, bool>(2) {
             unreadable.push(table.clone());
         }
-        if WRITTEN_BACK.iter().any(|t| t.name() == table) && !row.get::<_, bool>(3) {
+        if !row.get::<_, bool>(3) {
             not_updatable.push(table.clone());
         }
         if !row.get::<_, bool>(4) {
@@ -166,7 +169,8 @@ async fn catalog_checks(
     if unreadable.is_empty() && not_updatable.is_empty() {
         lines.push(CheckLine::pass(
             "privileges",
-            "SELECT on the tables read, UPDATE on contacts and conversations (write-back)",
+            "SELECT on the tables read, UPDATE of additional_attributes on contacts and \
+             conversations (write-back)",
         ));
     } else {
         let mut grants = Vec::new();
@@ -178,7 +182,7 @@ async fn catalog_checks(
         }
         if !not_updatable.is_empty() {
             grants.push(format!(
-                "GRANT UPDATE ON {} TO \"{role}\";",
+                "GRANT UPDATE (additional_attributes) ON {} TO \"{role}\";",
                 not_updatable.join(", ")
             ));
         }
