@@ -232,7 +232,7 @@ impl<'a> Batch<'a> {
                 kind,
             )?;
             self.write_back_contact(account_id, row.id);
-        } else if let (Some(link), Field::Value(_)) = (&link, &row.additional_attributes) {
+        } else if let (Some(link), false) = (&link, row.additional_attributes.is_unchanged()) {
             // Self-heal: Rails saved additional_attributes without our key.
             let shown = match link.person_type {
                 mappings::GlpiPersonType::User => new.key_user_id,
@@ -353,7 +353,7 @@ impl<'a> Batch<'a> {
                 )?;
             }
         }
-        if let (Some(link), Field::Value(_)) = (&link, &row.additional_attributes) {
+        if let (Some(link), false) = (&link, row.additional_attributes.is_unchanged()) {
             // Self-heal: Rails saved additional_attributes without our keys
             // (or with stale ones).
             let stale_progress = link.last_synced_message_id.is_some()

@@ -539,3 +539,32 @@ fn status_shows_account_problems_and_skips_with_their_reasons() {
     assert_eq!(json["skipped"]["total"], 1);
     assert_eq!(json["integrations"][1]["state"], "problem");
 }
+
+#[test]
+fn a_truncate_forgets_cached_rows_and_plans_nothing() {
+    let mut h = with_conversation();
+    h.commit(vec![crate::chatwoot::Change::Truncate {
+        tables: vec![crate::chatwoot::Table::Contacts],
+    }]);
+    assert!(cache::contact(h.conn(), 5).unwrap().is_none());
+    assert!(cache::conversation(h.conn(), 7).unwrap().is_some());
+    assert!(h.jobs().is_empty());
+    // Accounts and hooks truncated: nothing syncs any more.
+    h.commit(vec![crate::chatwoot::Change::Truncate {
+        tables: vec![
+            crate::chatwoot::Table::Accounts,
+            crate::chatwoot::Table::IntegrationsHooks,
+        ],
+    }]);
+    assert!(h.planner.book().syncing(1).is_none());
+}
+
+#[test]
+fn additional_attributes_set_to_null_are_restored_too() {
+    let mut h = with_conversation();
+    mappings::record_contact(h.conn(), 5, 1, GlpiPersonType::User, 42, None).unwrap();
+    let mut c = contact_row(5, "Test User", Some("test@example.com"), None);
+    c.additional_attributes = Field::Null;
+    h.commit(vec![contact(Update, c)]);
+    assert_eq!(h.job_keys(), vec!["writeback:contact:5"]);
+}
