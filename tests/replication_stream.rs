@@ -331,3 +331,71 @@ async fn restart_resumes_from_the_slot_without_redoing_history() {
     );
     assert_eq!(counts.len(), 21 + 5 + 7);
 }
+
+/// Keys of the contacts with ids after `after`, as inserts.
+async fn contact_inserts_after(client: &tokio_postgres::Client, after: i64) -> Vec<ChangeKey> {
+    bridge::ids(client, Table::Contacts)
+        .await
+        .into_iter()
+        .filter(|&id| id > after)
+        .map(|id| (Table::Contacts, id, RowOp::Insert))
+        .collect()
+}
+
+#[tokio::test]
+async fn second_instance_waits_as_standby_and_takes_over() {
+    let db = shared_cluster().create_database();
+    let client = db.connect().await;
+    db.execute(&chatwoot::insert_account_sql("Acme")).await;
+    let (_dir, state_path) = bridge::state_dir();
+    let mut first = InProcessBridge::start(&db, &state_path, |_| {});
+    first.wait_backfilled(WAIT).await;
+    db.execute(&chatwoot::insert_contacts_sql(1, 3)).await;
+    first
+        .wait_for_keys(&contact_inserts_after(&client, 0).await, WAIT)
+        .await;
+
+    // Same state file and slot: it must wait, not fail and not steal.
+    let mut standby = InProcessBridge::start(&db, &state_path, |_| {});
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    standby.assert_running();
+    db.execute(&chatwoot::insert_contacts_sql(1, 2)).await;
+    first
+        .wait_for_keys(&contact_inserts_after(&client, 3).await, WAIT)
+        .await;
+    first.stop().await.expect("clean stop");
+
+    db.execute(&chatwoot::insert_contacts_sql(1, 4)).await;
+    standby
+        .wait_for_keys(&contact_inserts_after(&client, 5).await, WAIT)
+        .await;
+    standby.stop().await.expect("clean stop");
+    let counts = bridge::change_counts(&state_path);
+    assert_eq!(counts.len(), 1 + 9);
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+}
+
+#[tokio::test]
+async fn postgres_restart_mid_stream_loses_and_duplicates_nothing() {
+    let cluster = support::Cluster::start_new(&support::ClusterOptions::default());
+    let db = cluster.create_database();
+    db.execute(&chatwoot::insert_account_sql("Acme")).await;
+    let (_dir, state_path) = bridge::state_dir();
+    let mut run = InProcessBridge::start(&db, &state_path, |_| {});
+    run.wait_backfilled(WAIT).await;
+    db.execute(&chatwoot::insert_contacts_sql(1, 5)).await;
+    let client = db.connect().await;
+    run.wait_for_keys(&contact_inserts_after(&client, 0).await, WAIT)
+        .await;
+
+    cluster.restart_async().await;
+    // Written right after the restart, while the bridge reconnects.
+    db.execute(&chatwoot::insert_contacts_sql(1, 5)).await;
+    let client = db.connect().await;
+    run.wait_for_keys(&contact_inserts_after(&client, 0).await, WAIT)
+        .await;
+    run.stop().await.expect("clean stop");
+    let counts = bridge::change_counts(&state_path);
+    assert_eq!(counts.len(), 1 + 10);
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+}

@@ -50,6 +50,11 @@ pub struct Args {
     #[arg(long, env = "BRIDGE_STATUS_INTERVAL_SECS", default_value_t = 10)]
     pub status_interval_secs: u64,
 
+    /// Diagnostics and tests: only replicate into the state file's change
+    /// log (no planner, no GLPI calls).
+    #[arg(long, hide = true)]
+    pub replication_only: bool,
+
     /// Chatwoot's public address (its FRONTEND_URL), for links from tickets
     /// back to their conversation.
     #[arg(long, env = "CHATWOOT_FRONTEND_URL")]
@@ -87,6 +92,15 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
     options.names = names;
     options.backfill_page_size = args.backfill_page_size;
     options.status_interval = Duration::from_secs(args.status_interval_secs.max(1));
+    let cancel = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(cancel.clone()));
+    if args.replication_only {
+        replication::run(options, cancel)
+            .await
+            .context("replication stopped")?;
+        tracing::info!("stopped");
+        return Ok(());
+    }
 
     let configured = ConfiguredAccounts::from_env()?;
     let workers = WorkerConfig {
@@ -99,8 +113,6 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
         ..WorkerConfig::default()
     };
 
-    let cancel = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(cancel.clone()));
     let mut bridge = BridgeOptions::from_replication(options);
     bridge.configured = configured;
     bridge.workers = workers;

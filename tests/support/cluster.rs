@@ -4,6 +4,7 @@
 
 use std::ops::Deref;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chatwoot_glpi_bridge::sandbox_postgres::{self, SandboxPostgres};
@@ -15,7 +16,7 @@ pub const SUPERUSER_PASSWORD: &str = sandbox_postgres::DEFAULT_SUPERUSER_PASSWOR
 /// A running (or stopped) PostgreSQL cluster; its fields (`port`,
 /// `data_dir`, `socket_dir`, `bin_dir`) and read-only methods come from
 /// [`SandboxPostgres`].
-pub struct Cluster(SandboxPostgres);
+pub struct Cluster(Arc<SandboxPostgres>);
 
 impl Deref for Cluster {
     type Target = SandboxPostgres;
@@ -33,7 +34,9 @@ pub fn bin_dir() -> PathBuf {
 impl Cluster {
     /// initdb + start a new cluster.
     pub fn start_new(options: &ClusterOptions) -> Cluster {
-        Cluster(SandboxPostgres::start_new(options).unwrap_or_else(|e| panic!("{e}")))
+        Cluster(Arc::new(
+            SandboxPostgres::start_new(options).unwrap_or_else(|e| panic!("{e}")),
+        ))
     }
 
     /// Starts a stopped cluster again on the same port.
@@ -46,11 +49,25 @@ impl Cluster {
         self.0.stop().unwrap_or_else(|e| panic!("{e}"));
     }
 
-    /// Stops and starts the cluster, as a database restart under a running
-    /// bridge.
+    /// Stops and starts the cluster. Blocks the calling thread: from async
+    /// code use [`Cluster::restart_async`], or a bridge running on the
+    /// test's runtime cannot answer the server meanwhile (PostgreSQL then
+    /// waits up to `wal_sender_timeout` for its walsender to finish).
     pub fn restart(&self) {
         self.stop();
         self.start();
+    }
+
+    /// [`Cluster::restart`] without blocking the async runtime: a database
+    /// restart under a running bridge.
+    pub async fn restart_async(&self) {
+        let cluster = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || {
+            cluster.stop().unwrap_or_else(|e| panic!("{e}"));
+            cluster.start().unwrap_or_else(|e| panic!("{e}"));
+        })
+        .await
+        .expect("restart task");
     }
 }
 

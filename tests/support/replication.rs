@@ -133,6 +133,8 @@ impl BridgeProcess {
     pub fn spawn(db: &TestDb, state_path: &Path, extra_args: &[&str]) -> BridgeProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_chatwoot-glpi-bridge"))
             .arg("run")
+            // The planner would drain the change log this harness inspects.
+            .arg("--replication-only")
             .arg("--state")
             .arg(state_path)
             .args(["--status-interval-secs", "1"])
