@@ -2,8 +2,8 @@
 
 pub mod check;
 pub mod context;
+pub mod demo;
 pub mod glpi_sandbox;
-pub mod logging;
 pub mod parked;
 pub mod run;
 pub mod setup_sql;

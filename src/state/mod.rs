@@ -39,6 +39,13 @@ pub enum StateError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    /// Not a SQLite database, or a damaged one: the operator must move it
+    /// away; the bridge never overwrites it.
+    #[error("the state file {path} is not a usable SQLite database ({source}). Move it away (e.g. `mv {path} {path}.broken`, keeping it for inspection) and start the bridge again: it then starts fresh, tells you to drop its old replication slot, and its backfill rebuilds the Chatwoot-GLPI mappings from the GLPI ids written in Chatwoot's additional_attributes, creating no duplicates in GLPI")]
+    Unusable {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("cannot create the {module} tables in the state file {path}: {source}")]
     Schema {
         module: &'static str,
@@ -63,6 +70,19 @@ impl std::fmt::Debug for State {
     }
 }
 
+impl StateError {
+    /// An error met while opening `path`: [`StateError::Unusable`] when
+    /// SQLite says the file is not a database or is corrupt.
+    fn opening(path: &Path, source: rusqlite::Error) -> StateError {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        let path = path.to_path_buf();
+        match source.sqlite_error_code() {
+            Some(NotADatabase | DatabaseCorrupt) => StateError::Unusable { path, source },
+            _ => StateError::Open { path, source },
+        }
+    }
+}
+
 impl State {
     /// Opens (creating if needed) the state file and applies every module's
     /// schema.
@@ -72,10 +92,7 @@ impl State {
             path: path.clone(),
             source,
         })?;
-        let open_err = |source| StateError::Open {
-            path: path.clone(),
-            source,
-        };
+        let open_err = |source| StateError::opening(&path, source);
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
@@ -87,10 +104,13 @@ impl State {
             .map_err(open_err)?;
         for (module, sql) in SCHEMAS {
             conn.execute_batch(sql)
-                .map_err(|source| StateError::Schema {
-                    module,
-                    path: path.clone(),
-                    source,
+                .map_err(|source| match StateError::opening(&path, source) {
+                    StateError::Open { path, source } => StateError::Schema {
+                        module,
+                        path,
+                        source,
+                    },
+                    unusable => unusable,
                 })?;
         }
         Ok(State { conn, path })

@@ -19,6 +19,7 @@ use rand::Rng;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
+use super::commit::Committer;
 use super::contact::ContactLocks;
 use super::job::{self, JobContext, JobError, JobSettings};
 use super::senders::SenderNames;
@@ -87,6 +88,8 @@ pub struct WorkerConfig {
     pub max_backoff: Duration,
     /// How long a job of an account without usable settings waits.
     pub unconfigured_wait: Duration,
+    /// Where GLPI requests are counted (`None`: nowhere).
+    pub metrics: Option<std::sync::Arc<crate::observability::Metrics>>,
 }
 
 impl Default for WorkerConfig {
@@ -101,6 +104,7 @@ impl Default for WorkerConfig {
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             unconfigured_wait: Duration::from_secs(30),
+            metrics: None,
         }
     }
 }
@@ -111,6 +115,7 @@ pub struct Workers {
     chatwoot: ChatwootDb,
     senders: Arc<SenderNames>,
     contact_locks: Arc<ContactLocks>,
+    committer: Committer,
     settings: Arc<dyn AccountLookup>,
     clients: Mutex<Vec<(ClientKey, GlpiClient)>>,
     config: WorkerConfig,
@@ -136,7 +141,14 @@ impl Workers {
         config: WorkerConfig,
         wake: Arc<Notify>,
     ) -> Arc<Workers> {
+        let committer = Committer::start(state.path()).unwrap_or_else(|e| {
+            panic!(
+                "the state file {} opened once but not twice: {e}",
+                state.path().display()
+            )
+        });
         Arc::new(Workers {
+            committer,
             state: Arc::new(Mutex::new(state)),
             senders: Arc::new(SenderNames::new(chatwoot.clone())),
             chatwoot,
@@ -303,6 +315,7 @@ impl Workers {
             chatwoot: self.chatwoot.clone(),
             senders: self.senders.clone(),
             contact_locks: self.contact_locks.clone(),
+            committer: self.committer.clone(),
             frontend_url: self.config.frontend_url.clone(),
         })
     }
@@ -324,6 +337,7 @@ impl Workers {
         config.max_in_flight = self.config.glpi_max_in_flight.max(1);
         config.allow_http = self.config.glpi_allow_http;
         config.ca_cert = self.config.glpi_ca_cert.clone();
+        config.metrics = self.config.metrics.clone();
         let client = GlpiClient::new(config).map_err(|e| e.to_string())?;
         clients.push((key, client.clone()));
         Ok(client)
