@@ -3,7 +3,6 @@
 pub mod check;
 pub mod context;
 pub mod glpi_sandbox;
-pub mod logging;
 pub mod parked;
 pub mod run;
 pub mod setup_sql;

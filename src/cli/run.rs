@@ -2,7 +2,6 @@
 //! workers and write-back: [`run_bridge`]) and stops them cleanly on
 //! SIGTERM/SIGINT.
 
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,114 +10,122 @@ use anyhow::Context;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::context::load_config;
+use crate::config::{how_to_set, BackfillPolicy, Config, ConfigArgs, Key, MetricsAddr};
+use crate::observability::sampler::{self, SamplerConfig};
+use crate::observability::{BackfillProgress, Metrics, MetricsServer, ProgressStyle};
 use crate::planner::accounts::SettingsLookup;
 use crate::planner::{self, ConfiguredAccounts, Planner, PlannerSignals};
-use crate::replication::{self, ReplicationNames, ReplicationOptions};
+use crate::replication::{self, ReplicationNames, ReplicationOptions, SourceDb};
 use crate::secret::Secret;
 use crate::state::State;
 use crate::worker::runtime::{WorkerConfig, Workers};
 use crate::writeback::ChatwootDb;
 
-/// Arguments of the subcommand (each also read from the environment).
+/// Arguments of the subcommand: every setting of the configuration
+/// reference (flags, environment, `--config` file).
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "\
+On first start, `run` creates the publication and the replication slot if they are \
+missing, copies the existing contacts, conversations and messages from a snapshot \
+consistent with the slot (the backfill), then streams every later change. Restarted, it \
+resumes from the slot: nothing is redone, nothing is missed while it was down.
+
+Before the first start, run `check` with the same settings. While it runs, `status` and \
+the /metrics endpoint show how it is doing. SIGTERM or SIGINT stops it cleanly.")]
 pub struct Args {
-    /// Chatwoot's PostgreSQL, e.g. postgres://bridge:PASSWORD@db:5432/chatwoot_production
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = parse_secret)]
-    pub database_url: Secret,
-
-    /// The bridge's state file (SQLite); one per Chatwoot database.
-    #[arg(
-        long,
-        env = "BRIDGE_STATE",
-        default_value = "./chatwoot-glpi-bridge.sqlite3"
-    )]
-    pub state: PathBuf,
-
-    /// Name of the logical replication slot.
-    #[arg(long, env = "BRIDGE_SLOT", default_value = replication::setup::DEFAULT_NAME)]
-    pub slot: String,
-
-    /// Name of the publication.
-    #[arg(long, env = "BRIDGE_PUBLICATION", default_value = replication::setup::DEFAULT_NAME)]
-    pub publication: String,
-
-    /// Rows per page when copying existing rows on first start.
-    #[arg(long, env = "BRIDGE_BACKFILL_PAGE_SIZE", default_value_t = 5_000)]
-    pub backfill_page_size: u32,
-
-    /// Seconds between acknowledgements sent to PostgreSQL.
-    #[arg(long, env = "BRIDGE_STATUS_INTERVAL_SECS", default_value_t = 10)]
-    pub status_interval_secs: u64,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 
     /// Diagnostics and tests: only replicate into the state file's change
-    /// log (no planner, no GLPI calls).
+    /// log (no planner, no GLPI calls, no metrics endpoint).
     #[arg(long, hide = true)]
     pub replication_only: bool,
-
-    /// Chatwoot's public address (its FRONTEND_URL), for links from tickets
-    /// back to their conversation.
-    #[arg(long, env = "CHATWOOT_FRONTEND_URL")]
-    pub chatwoot_frontend_url: Option<String>,
-
-    /// Most conversations synced at the same time.
-    #[arg(long, env = "BRIDGE_MAX_CONVERSATIONS", default_value_t = 16)]
-    pub max_conversations: usize,
-
-    /// Most requests per second to each GLPI instance; 0 = no limit.
-    #[arg(long, env = "GLPI_RATE_LIMIT", default_value_t = 0)]
-    pub glpi_rate_limit: u32,
-
-    /// Most requests in flight to each GLPI instance.
-    #[arg(long, env = "GLPI_MAX_IN_FLIGHT", default_value_t = 8)]
-    pub glpi_max_in_flight: usize,
-
-    /// Allow plain http:// to a GLPI that is not on this machine.
-    #[arg(long, env = "GLPI_ALLOW_HTTP", default_value_t = false)]
-    pub glpi_allow_http: bool,
-
-    /// PEM file of extra CA certificates to trust for GLPI.
-    #[arg(long, env = "GLPI_CA_CERT")]
-    pub glpi_ca_cert: Option<PathBuf>,
-}
-
-fn parse_secret(s: &str) -> Result<Secret, String> {
-    Ok(Secret::new(s))
 }
 
 pub async fn execute(args: Args) -> anyhow::Result<()> {
-    super::logging::init();
-    let names = ReplicationNames::validated(&args.slot, &args.publication)?;
-    let mut options = ReplicationOptions::new(args.database_url, args.state);
-    options.names = names;
-    options.backfill_page_size = args.backfill_page_size;
-    options.status_interval = Duration::from_secs(args.status_interval_secs.max(1));
+    let config = load_config(&args.config)?;
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_signal(cancel.clone()));
     if args.replication_only {
-        replication::run(options, cancel)
+        replication::run(bridge_options(&config)?.replication, cancel)
             .await
             .context("replication stopped")?;
-        tracing::info!("stopped");
-        return Ok(());
+    } else {
+        serve(&config, ProgressStyle::detect(), cancel).await?;
     }
-
-    let configured = ConfiguredAccounts::from_env()?;
-    let workers = WorkerConfig {
-        max_concurrent_conversations: args.max_conversations.max(1),
-        frontend_url: args.chatwoot_frontend_url.filter(|u| !u.trim().is_empty()),
-        glpi_requests_per_second: NonZeroU32::new(args.glpi_rate_limit),
-        glpi_max_in_flight: args.glpi_max_in_flight.max(1),
-        glpi_allow_http: args.glpi_allow_http,
-        glpi_ca_cert: args.glpi_ca_cert,
-        ..WorkerConfig::default()
-    };
-
-    let mut bridge = BridgeOptions::from_replication(options);
-    bridge.configured = configured;
-    bridge.workers = workers;
-    run_bridge(bridge, cancel).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The bridge's options from the configuration.
+pub fn bridge_options(config: &Config) -> anyhow::Result<BridgeOptions> {
+    if config.backfill != BackfillPolicy::All {
+        anyhow::bail!(
+            "backfill = {} is not supported yet: only `all` is (set {} to `all`, or leave it unset)",
+            config.backfill,
+            how_to_set(Key::Backfill)
+        );
+    }
+    let url = config.database_url()?;
+    let names = ReplicationNames::validated(&config.slot_name, &config.publication_name)?;
+    let mut replication =
+        ReplicationOptions::new(Secret::new(url.expose()), config.state_file.clone());
+    replication.names = names;
+    replication.backfill_page_size = config.backfill_page_size;
+    replication.status_interval = config.status_interval;
+    let mut options = BridgeOptions::from_replication(replication);
+    options.configured = config.glpi_account.clone();
+    options.workers = WorkerConfig {
+        max_concurrent_conversations: config.max_conversations,
+        frontend_url: config
+            .chatwoot_frontend_url
+            .as_ref()
+            .map(|u| u.as_str().trim_end_matches('/').to_owned()),
+        glpi_requests_per_second: config.glpi_rate_limit,
+        glpi_max_in_flight: config.glpi_max_in_flight,
+        glpi_allow_http: config.glpi_allow_http,
+        glpi_ca_cert: config.glpi_ca_cert.clone(),
+        ..WorkerConfig::default()
+    };
+    Ok(options)
+}
+
+/// The sidecar as `run` starts it: the bridge, the `/metrics` endpoint and
+/// the sampler that fills the gauges (and shows backfill progress). Returns
+/// when the bridge stops (after `cancel`, or on a permanent error).
+pub async fn serve(
+    config: &Config,
+    progress: ProgressStyle,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let mut options = bridge_options(config)?;
+    options.workers.metrics = Some(metrics.clone());
+    let server = match config.metrics_addr {
+        MetricsAddr::Listen(addr) => Some(MetricsServer::start(addr, metrics.clone()).await?),
+        MetricsAddr::Off => None,
+    };
+    let stop_sampler = CancellationToken::new();
+    let sampler = tokio::spawn(sampler::run(
+        SamplerConfig {
+            state_path: config.state_file.clone(),
+            database: SourceDb::from_url(&Secret::new(config.database_url()?.expose()))?,
+            slot_name: config.slot_name.clone(),
+            backfill_interval: Duration::from_millis(500),
+            interval: Duration::from_secs(5),
+        },
+        metrics.clone(),
+        BackfillProgress::new(metrics, progress),
+        stop_sampler.clone(),
+    ));
+    let result = run_bridge(options, cancel).await;
+    stop_sampler.cancel();
+    let _ = sampler.await;
+    if let Some(server) = server {
+        server.shutdown().await;
+    }
+    result
 }
 
 /// Cancels `cancel` on SIGTERM or SIGINT.

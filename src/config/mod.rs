@@ -257,6 +257,8 @@ pub struct Config {
     pub slot_name: String,
     pub publication_name: String,
     pub backfill: BackfillPolicy,
+    pub backfill_page_size: u32,
+    pub status_interval: std::time::Duration,
     pub max_conversations: usize,
     pub chatwoot_frontend_url: Option<url::Url>,
     pub metrics_addr: MetricsAddr,
@@ -332,6 +334,12 @@ impl Config {
             slot_name: v.parse(Key::SlotName, parse_identifier)?,
             publication_name: v.parse(Key::PublicationName, parse_identifier)?,
             backfill: v.parse(Key::Backfill, str::parse)?,
+            backfill_page_size: v.parse(Key::BackfillPageSize, |s| {
+                parse_count(s, 1).map(|n| n.min(u32::MAX as usize) as u32)
+            })?,
+            status_interval: v.parse(Key::StatusIntervalSecs, |s| {
+                parse_count(s, 1).map(|n| std::time::Duration::from_secs(n as u64))
+            })?,
             max_conversations: v.parse(Key::MaxConversations, |s| parse_count(s, 1))?,
             chatwoot_frontend_url: v.opt(Key::ChatwootFrontendUrl, parse_http_url)?,
             metrics_addr,

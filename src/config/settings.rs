@@ -11,6 +11,8 @@ pub enum Key {
     SlotName,
     PublicationName,
     Backfill,
+    BackfillPageSize,
+    StatusIntervalSecs,
     MaxConversations,
     ChatwootFrontendUrl,
     MetricsAddr,
@@ -55,12 +57,14 @@ pub struct SettingDef {
 
 impl Key {
     /// All settings, in documentation order.
-    pub const ALL: [Key; 24] = [
+    pub const ALL: [Key; 26] = [
         Key::DatabaseUrl,
         Key::StateFile,
         Key::SlotName,
         Key::PublicationName,
         Key::Backfill,
+        Key::BackfillPageSize,
+        Key::StatusIntervalSecs,
         Key::MaxConversations,
         Key::ChatwootFrontendUrl,
         Key::MetricsAddr,
@@ -140,6 +144,24 @@ impl Key {
                 meaning: "What existing history to send to GLPI on first start: `all`, `none` \
                           (only changes from now on), or `since:YYYY-MM-DD` (conversations with \
                           activity on or after that day).",
+            },
+            Key::BackfillPageSize => &SettingDef {
+                toml_key: "backfill_page_size",
+                env: "BRIDGE_BACKFILL_PAGE_SIZE",
+                flag: Some("backfill-page-size"),
+                value_name: "ROWS",
+                default: Some("5000"),
+                secret: false,
+                meaning: "Rows copied per page (one state-file transaction) during the first start's backfill.",
+            },
+            Key::StatusIntervalSecs => &SettingDef {
+                toml_key: "status_interval_secs",
+                env: "BRIDGE_STATUS_INTERVAL_SECS",
+                flag: Some("status-interval-secs"),
+                value_name: "SECONDS",
+                default: Some("10"),
+                secret: false,
+                meaning: "How often the confirmed position is reported to PostgreSQL (lets it recycle WAL).",
             },
             Key::MaxConversations => &SettingDef {
                 toml_key: "max_conversations",

@@ -256,6 +256,7 @@ impl clap::Args for ConfigArgs {
             cmd = cmd.arg(
                 clap::Arg::new(flag)
                     .long(flag)
+                    .aliases(short_aliases(key))
                     .value_name(def.value_name)
                     .global(true)
                     .help(format!(
@@ -274,6 +275,16 @@ impl clap::Args for ConfigArgs {
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
         Self::augment_args(cmd)
+    }
+}
+
+/// Shorter spellings accepted (hidden) for a few flags.
+fn short_aliases(key: Key) -> &'static [&'static str] {
+    match key {
+        Key::StateFile => &["state"],
+        Key::SlotName => &["slot"],
+        Key::PublicationName => &["publication"],
+        _ => &[],
     }
 }
 

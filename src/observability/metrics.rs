@@ -118,7 +118,6 @@ pub struct Metrics {
     replication_connected: AtomicBool,
     slot_lag_bytes: AtomicU64,
     confirmed_lsn: AtomicU64,
-    changes_received: AtomicU64,
     outbox_depth: AtomicU64,
     /// f64 bits.
     oldest_pending_age_seconds: AtomicU64,
@@ -127,8 +126,6 @@ pub struct Metrics {
     backfill: Mutex<BTreeMap<String, TableProgress>>,
     glpi_requests: Mutex<BTreeMap<(String, GlpiOutcome), u64>>,
     glpi_latency: Mutex<BTreeMap<String, Histogram>>,
-    jobs_done: Mutex<BTreeMap<String, u64>>,
-    jobs_parked: Mutex<BTreeMap<String, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -154,9 +151,11 @@ impl Metrics {
         self.replication_connected.load(Ordering::Relaxed)
     }
 
-    /// The LSN last confirmed to PostgreSQL.
+    /// The LSN last confirmed to PostgreSQL. Confirmed positions only move
+    /// forward, so an older report (e.g. the state file's, read just before
+    /// the server's) never lowers it.
     pub fn set_confirmed_lsn(&self, lsn: Lsn) {
-        self.confirmed_lsn.store(lsn.0, Ordering::Relaxed);
+        self.confirmed_lsn.fetch_max(lsn.0, Ordering::Relaxed);
     }
 
     pub fn confirmed_lsn(&self) -> Lsn {
@@ -167,11 +166,6 @@ impl Metrics {
     /// slot's confirmed position.
     pub fn set_slot_lag_bytes(&self, bytes: u64) {
         self.slot_lag_bytes.store(bytes, Ordering::Relaxed);
-    }
-
-    /// Row changes received from the stream (and the backfill).
-    pub fn add_changes_received(&self, n: u64) {
-        self.changes_received.fetch_add(n, Ordering::Relaxed);
     }
 
     // ---- backfill ----------------------------------------------------------
@@ -217,16 +211,6 @@ impl Metrics {
 
     pub fn set_parked_jobs(&self, jobs: u64) {
         self.parked_jobs.store(jobs, Ordering::Relaxed);
-    }
-
-    /// A job finished; `kind` is its job kind (`create_ticket`…).
-    pub fn job_done(&self, kind: &str) {
-        *lock(&self.jobs_done).entry(kind.to_owned()).or_default() += 1;
-    }
-
-    /// A job was parked (failed permanently).
-    pub fn job_parked(&self, kind: &str) {
-        *lock(&self.jobs_parked).entry(kind.to_owned()).or_default() += 1;
     }
 
     // ---- GLPI --------------------------------------------------------------
@@ -285,10 +269,6 @@ impl Metrics {
             header(out, name, help, "gauge");
             sample(out, name, &[], value);
         };
-        let counter = |out: &mut String, name: &str, help: &str, value: f64| {
-            header(out, name, help, "counter");
-            sample(out, name, &[], value);
-        };
         let as_f = |b: bool| if b { 1.0 } else { 0.0 };
 
         gauge(
@@ -308,12 +288,6 @@ impl Metrics {
             "confirmed_lsn",
             "Last LSN confirmed to PostgreSQL, as a number (PostgreSQL shows it as X/Y hex).",
             self.confirmed_lsn.load(Ordering::Relaxed) as f64,
-        );
-        counter(
-            &mut out,
-            "changes_received_total",
-            "Row changes received from the replication stream and the backfill.",
-            self.changes_received.load(Ordering::Relaxed) as f64,
         );
         gauge(
             &mut out,
@@ -368,20 +342,6 @@ impl Metrics {
             "Jobs that failed permanently and wait for the operator (see `parked list`).",
             self.parked_jobs.load(Ordering::Relaxed) as f64,
         );
-        labelled_counter(
-            &mut out,
-            "jobs_done_total",
-            "Jobs completed, by kind.",
-            "kind",
-            &lock(&self.jobs_done),
-        );
-        labelled_counter(
-            &mut out,
-            "jobs_parked_total",
-            "Jobs parked, by kind.",
-            "kind",
-            &lock(&self.jobs_parked),
-        );
 
         header(
             &mut out,
@@ -434,19 +394,6 @@ impl Metrics {
             );
         }
         out
-    }
-}
-
-fn labelled_counter(
-    out: &mut String,
-    name: &str,
-    help: &str,
-    label: &str,
-    values: &BTreeMap<String, u64>,
-) {
-    header(out, name, help, "counter");
-    for (value, n) in values {
-        sample(out, name, &[(label, value)], *n as f64);
     }
 }
 
@@ -520,7 +467,6 @@ mod tests {
             },
         );
         m.add_backfill_rows("contacts", 4);
-        m.job_done("create_ticket");
         m.glpi_request("POST /Ticket", GlpiOutcome::Ok, Duration::from_millis(20));
         m.glpi_request("POST /Ticket", GlpiOutcome::Ok, Duration::from_millis(300));
         m.glpi_request(
@@ -536,7 +482,6 @@ mod tests {
             "chatwoot_glpi_bridge_oldest_pending_age_seconds 1.5",
             "chatwoot_glpi_bridge_backfill_rows_copied{table=\"contacts\"} 4",
             "chatwoot_glpi_bridge_backfill_rows_estimated{table=\"contacts\"} 10",
-            "chatwoot_glpi_bridge_jobs_done_total{kind=\"create_ticket\"} 1",
             "chatwoot_glpi_bridge_glpi_requests_total{endpoint=\"POST /Ticket\",outcome=\"ok\"} 2",
             "chatwoot_glpi_bridge_glpi_requests_total{endpoint=\"POST /Ticket\",outcome=\"server_error\"} 1",
             "chatwoot_glpi_bridge_glpi_request_duration_seconds_bucket{endpoint=\"POST /Ticket\",le=\"0.025\"} 1",

@@ -9,6 +9,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod progress;
+pub mod sampler;
 
 pub use http::MetricsServer;
 pub use metrics::{endpoint_label, GlpiOutcome, Metrics};

@@ -86,6 +86,24 @@ impl BackfillProgress {
         self.show(false);
     }
 
+    /// Shows progress read from elsewhere (the state file, by the sampler):
+    /// every table's rows copied and estimated, and whether it is complete.
+    pub fn observe(&self, tables: &[(String, TableProgress)], complete: bool) {
+        for (table, progress) in tables {
+            self.metrics.set_backfill_progress(table, *progress);
+        }
+        if let Some((table, _)) = tables.iter().rev().find(|(_, p)| p.copied > 0) {
+            self.lock().current_table = table.clone();
+        }
+        if complete {
+            if !self.metrics.backfill_complete() {
+                self.finish();
+            }
+        } else {
+            self.show(false);
+        }
+    }
+
     /// The backfill is complete: final line, readiness.
     pub fn finish(&self) {
         self.show(true);

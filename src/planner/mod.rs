@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::chatwoot::{Change, RowOp};
+use crate::chatwoot::{Change, Row, RowOp};
 use crate::state::{changes, replication, State};
 
 pub use accounts::SettingsBook;
@@ -50,6 +50,10 @@ pub struct Planner {
     book: SettingsBook,
     batch_size: usize,
     last_seq: i64,
+    /// The backfilled attachments were cached (see
+    /// [`plan::preload_backfilled_attachments`]); redone after a restart,
+    /// which is harmless.
+    attachments_preloaded: bool,
 }
 
 impl std::fmt::Debug for Planner {
@@ -70,6 +74,7 @@ impl Planner {
             book,
             batch_size: DEFAULT_BATCH_SIZE,
             last_seq: 0,
+            attachments_preloaded: false,
         })
     }
 
@@ -119,8 +124,30 @@ impl Planner {
         batch: &[changes::LoggedChange],
         last_seq: i64,
     ) -> Result<PlanStats, PlanError> {
-        let Planner { state, book, .. } = self;
+        let preload = !self.attachments_preloaded
+            && batch.iter().any(|c| {
+                matches!(
+                    c.change.change,
+                    Change::Row {
+                        op: RowOp::Snapshot,
+                        row: Row::Message(_)
+                    }
+                )
+            });
+        let Planner {
+            state,
+            book,
+            last_seq: consumed,
+            ..
+        } = self;
         let tx = state.conn_mut().transaction()?;
+        if preload {
+            let n = plan::preload_backfilled_attachments(&tx, *consumed)?;
+            tracing::debug!(
+                attachments = n,
+                "backfilled attachments cached before their messages"
+            );
+        }
         let mut plan = plan::Batch::new(&tx, book);
         for logged in batch {
             plan.apply(logged.seq, &logged.change)?;
@@ -128,6 +155,7 @@ impl Planner {
         let stats = plan.finish()?;
         changes::delete_through(&tx, last_seq)?;
         tx.commit()?;
+        self.attachments_preloaded |= preload;
         Ok(stats)
     }
 

@@ -22,6 +22,8 @@ use super::cache::{self, CachedContact, CachedConversation};
 
 mod messages;
 
+pub use messages::preload_backfilled_attachments;
+
 /// The reason shown for contacts without name, email or phone.
 pub const CONTACT_NOT_IDENTIFIABLE: &str = "Contact not identifiable";
 

@@ -246,3 +246,39 @@ fn a_deleted_message_updates_its_followup_once() {
     h.commit(vec![message(Update, m)]);
     assert!(h.jobs().is_empty());
 }
+
+/// The backfill is one snapshot: its attachments (written after every
+/// message) still join their message's first job, whatever the batching.
+#[test]
+fn backfilled_attachments_join_their_messages_across_batches() {
+    let mut h = Harness::syncing();
+    h.planner.batch_size = 2;
+    h.commit(vec![
+        contact(
+            RowOp::Snapshot,
+            contact_row(5, "A", Some("a@example.com"), None),
+        ),
+        conversation(RowOp::Snapshot, conversation_row(7, 5, 0, None)),
+        message(RowOp::Snapshot, message_row(70, 7, "first")),
+        message(RowOp::Snapshot, message_row(71, 7, "second")),
+        message(RowOp::Snapshot, message_row(72, 7, "third")),
+        attachment(RowOp::Snapshot, 700, 70, "https://x/a.png"),
+        attachment(RowOp::Snapshot, 720, 72, "https://x/c.png"),
+    ]);
+    let jobs = h.jobs();
+    let keys: Vec<&str> = jobs.iter().map(|(_, k, _)| k.as_str()).collect();
+    assert!(
+        !keys.iter().any(|k| k.starts_with("followup-update")),
+        "{keys:?}"
+    );
+    let by_key = |key: &str| &jobs.iter().find(|(_, k, _)| k == key).unwrap().2;
+    assert_eq!(
+        attachment_urls(by_key("ticket:conversation:7")),
+        vec!["https://x/a.png"]
+    );
+    assert!(attachment_urls(by_key("followup:message:71")).is_empty());
+    assert_eq!(
+        attachment_urls(by_key("followup:message:72")),
+        vec!["https://x/c.png"]
+    );
+}

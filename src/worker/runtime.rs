@@ -87,6 +87,8 @@ pub struct WorkerConfig {
     pub max_backoff: Duration,
     /// How long a job of an account without usable settings waits.
     pub unconfigured_wait: Duration,
+    /// Where GLPI requests are counted (`None`: nowhere).
+    pub metrics: Option<std::sync::Arc<crate::observability::Metrics>>,
 }
 
 impl Default for WorkerConfig {
@@ -101,6 +103,7 @@ impl Default for WorkerConfig {
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             unconfigured_wait: Duration::from_secs(30),
+            metrics: None,
         }
     }
 }
@@ -324,6 +327,7 @@ impl Workers {
         config.max_in_flight = self.config.glpi_max_in_flight.max(1);
         config.allow_http = self.config.glpi_allow_http;
         config.ca_cert = self.config.glpi_ca_cert.clone();
+        config.metrics = self.config.metrics.clone();
         let client = GlpiClient::new(config).map_err(|e| e.to_string())?;
         clients.push((key, client.clone()));
         Ok(client)

@@ -4,8 +4,11 @@
 
 use serde_json::Value;
 
-use crate::chatwoot::{AttachmentRow, Field, MessageRow, RowOp, Table};
+use rusqlite::Connection;
+
+use crate::chatwoot::{AttachmentRow, Change, Field, MessageRow, Row, RowOp, Table};
 use crate::outbox::{self, keys, AttachmentSnapshot, JobKind, MessageSnapshot};
+use crate::state::changes;
 use crate::worker::person::identifiable;
 
 use super::super::cache::{self, CachedConversation, CachedMessage};
@@ -251,22 +254,7 @@ impl Batch<'_> {
             let before = cache::attachments_of(self.conn, message_id)?
                 .into_iter()
                 .find(|a| a.id == row.id);
-            let snapshot = AttachmentSnapshot {
-                id: row.id,
-                external_url: text_field(
-                    &row.external_url,
-                    before.as_ref().and_then(|a| a.external_url.clone()),
-                ),
-                file_type: row
-                    .file_type
-                    .clone()
-                    .or_previous(before.as_ref().map(|a| a.file_type))
-                    .unwrap_or(0),
-                fallback_title: text_field(
-                    &row.fallback_title,
-                    before.as_ref().and_then(|a| a.fallback_title.clone()),
-                ),
-            };
+            let snapshot = attachment_snapshot(row, before.as_ref());
             cache::put_attachment(self.conn, message_id, &snapshot)?;
             Some(message_id)
         };
@@ -317,4 +305,66 @@ fn message_text(row: &MessageRow, previous: Option<&str>) -> String {
         }
     }
     row.content.value().cloned().unwrap_or_default()
+}
+
+/// An attachment as GLPI shows it; unchanged columns keep `before`'s values.
+fn attachment_snapshot(
+    row: &AttachmentRow,
+    before: Option<&AttachmentSnapshot>,
+) -> AttachmentSnapshot {
+    AttachmentSnapshot {
+        id: row.id,
+        external_url: text_field(
+            &row.external_url,
+            before.and_then(|a| a.external_url.clone()),
+        ),
+        file_type: row
+            .file_type
+            .clone()
+            .or_previous(before.map(|a| a.file_type))
+            .unwrap_or(0),
+        fallback_title: text_field(
+            &row.fallback_title,
+            before.and_then(|a| a.fallback_title.clone()),
+        ),
+    }
+}
+
+/// The backfill is one snapshot (one transaction), but replication writes it
+/// table by table, attachments after every message. So that a backfilled
+/// message's job lists its attachments from the start (instead of a later
+/// followup update), the backfilled attachments still in the change log are
+/// cached before the first backfilled message is planned. Returns how many.
+pub fn preload_backfilled_attachments(
+    conn: &Connection,
+    after_seq: i64,
+) -> Result<usize, PlanError> {
+    let mut after = after_seq;
+    let mut loaded = 0;
+    loop {
+        let batch = changes::read_batch(conn, after, 5_000)?;
+        let Some(last) = batch.last() else {
+            return Ok(loaded);
+        };
+        after = last.seq;
+        for logged in &batch {
+            match &logged.change.change {
+                Change::Row {
+                    op: RowOp::Snapshot,
+                    row: Row::Attachment(a),
+                } => {
+                    if let Some(&message_id) = a.message_id.value() {
+                        cache::put_attachment(conn, message_id, &attachment_snapshot(a, None))?;
+                        loaded += 1;
+                    }
+                }
+                Change::Row {
+                    op: RowOp::Snapshot,
+                    ..
+                } => {}
+                // Snapshot rows all come first: the backfill ends here.
+                _ => return Ok(loaded),
+            }
+        }
+    }
 }
