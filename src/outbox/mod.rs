@@ -18,7 +18,7 @@ pub use job::{
     keys, AttachmentSnapshot, ContactSnapshot, ConversationSnapshot, Job, JobKind, MessageSnapshot,
 };
 pub use store::{
-    complete, depth, drop_parked, enqueue, mark_started, next_not_before, next_runnable,
+    complete, depth, drop_parked, enqueue, finish, mark_started, next_not_before, next_runnable,
     next_runnable_at, oldest_pending_age, park, parked, parked_counts, patch_unstarted,
     retry_later, retry_parked, Enqueued, OutboxDepth, ParkedJob, ParkedSelection,
 };

@@ -241,6 +241,12 @@ where
     Ok(value)
 }
 
+/// Removes a done job inside the caller's transaction (the worker's group
+/// commit records many jobs' results in one transaction, invariant 2).
+pub fn finish(conn: &Connection, job_id: i64) -> Result<(), OutboxError> {
+    remove_and_promote(conn, job_id)
+}
+
 /// Records durably that a worker is about to run `job_id`, before it sends
 /// anything to GLPI. If the process is killed before the job's outcome is
 /// recorded, the next run sees [`Job::started_before`] and looks up what the

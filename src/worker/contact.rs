@@ -87,7 +87,7 @@ pub async fn sync_contact_job(
     match link.filter(|l| l.person_type == person_type) {
         Some(link) if link.synced_fields.as_deref() == Some(synced.as_str()) => {
             // Nothing GLPI shows changed (invariant 4).
-            ctx.complete(job, |_| Ok(()))
+            ctx.complete(job, |_| Ok(())).await
         }
         Some(link) => {
             let previous: Option<PersonFields> = link
@@ -101,31 +101,35 @@ pub async fn sync_contact_job(
             ctx.glpi
                 .update(person_type.itemtype(), link.glpi_id, &input)
                 .await?;
-            ctx.complete(job, |tx| {
+            let (contact_id, account_id, glpi_id) = (contact.id, contact.account_id, link.glpi_id);
+            ctx.complete(job, move |tx| {
                 mappings::record_contact(
                     tx,
-                    contact.id,
-                    contact.account_id,
-                    person_type,
-                    link.glpi_id,
-                    Some(&synced),
-                )?;
-                Ok(())
-            })
-        }
-        None => {
-            let glpi_id = find_or_create(ctx, &fields).await?;
-            ctx.complete(job, |tx| {
-                mappings::record_contact(
-                    tx,
-                    contact.id,
-                    contact.account_id,
+                    contact_id,
+                    account_id,
                     person_type,
                     glpi_id,
                     Some(&synced),
                 )?;
-                enqueue_contact_write_back(tx, contact.account_id, contact.id)
+                Ok(())
             })
+            .await
+        }
+        None => {
+            let glpi_id = find_or_create(ctx, &fields).await?;
+            let (contact_id, account_id) = (contact.id, contact.account_id);
+            ctx.complete(job, move |tx| {
+                mappings::record_contact(
+                    tx,
+                    contact_id,
+                    account_id,
+                    person_type,
+                    glpi_id,
+                    Some(&synced),
+                )?;
+                enqueue_contact_write_back(tx, account_id, contact_id)
+            })
+            .await
         }
     }
 }

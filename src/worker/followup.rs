@@ -203,13 +203,26 @@ pub async fn create_followup_job(
     let done = ctx.with_state(|s| mappings::followup_link(s.conn(), message.id))?;
     if done.is_some() || ticket.first_message_id == Some(message.id) {
         // Already posted, or this message is the ticket's description.
-        return ctx.complete(job, |_| Ok(()));
+        return ctx.complete(job, |_| Ok(())).await;
     }
     let followup_id = post_followup(ctx, job, &ticket, message).await?;
-    ctx.complete(job, |tx| {
-        mappings::record_followup(tx, message.id, conversation_id, followup_id)?;
-        enqueue_conversation_write_back(tx, job.account_id, conversation_id)
+    record_posted(ctx, job, conversation_id, message.id, followup_id).await
+}
+
+/// Completes a job that posted `followup_id` for `message_id`.
+async fn record_posted(
+    ctx: &JobContext,
+    job: &Job,
+    conversation_id: i64,
+    message_id: i64,
+    followup_id: i64,
+) -> Result<(), JobError> {
+    let account_id = job.account_id;
+    ctx.complete(job, move |tx| {
+        mappings::record_followup(tx, message_id, conversation_id, followup_id)?;
+        enqueue_conversation_write_back(tx, account_id, conversation_id)
     })
+    .await
 }
 
 async fn post_followup(
@@ -267,17 +280,14 @@ pub async fn update_followup_job(
                 &json!({ "content": description }),
             )
             .await?;
-        return ctx.complete(job, |_| Ok(()));
+        return ctx.complete(job, |_| Ok(())).await;
     }
     let link = ctx.with_state(|s| mappings::followup_link(s.conn(), message.id))?;
     let Some(link) = link else {
         // Never posted (e.g. the create was dropped by the operator): post
         // it now, rendered as it is today.
         let followup_id = post_followup(ctx, job, &ticket, message).await?;
-        return ctx.complete(job, |tx| {
-            mappings::record_followup(tx, message.id, conversation_id, followup_id)?;
-            enqueue_conversation_write_back(tx, job.account_id, conversation_id)
-        });
+        return record_posted(ctx, job, conversation_id, message.id, followup_id).await;
     };
     let (sender, lines) = prepare(ctx, job.account_id, ticket.display_id, message, None).await?;
     let body = content::followup_content(&rendered(message, &sender, &lines));
@@ -288,5 +298,5 @@ pub async fn update_followup_job(
             &json!({ "content": body }),
         )
         .await?;
-    ctx.complete(job, |_| Ok(()))
+    ctx.complete(job, |_| Ok(())).await
 }

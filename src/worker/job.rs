@@ -4,8 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use rusqlite::Transaction;
+use rusqlite::Connection;
 
+use super::commit::Committer;
 use super::contact::ContactLocks;
 use super::senders::SenderNames;
 use crate::glpi::{GlpiClient, GlpiError};
@@ -35,6 +36,8 @@ pub struct JobContext {
     pub chatwoot: ChatwootDb,
     pub senders: Arc<SenderNames>,
     pub contact_locks: Arc<ContactLocks>,
+    /// Group commit of job outcomes.
+    pub committer: Committer,
     /// `CHATWOOT_FRONTEND_URL`, for conversation links.
     pub frontend_url: Option<String>,
 }
@@ -50,6 +53,9 @@ pub enum JobError {
     Outbox(#[from] OutboxError),
     #[error("state file error: {0}")]
     State(#[from] rusqlite::Error),
+    /// The state file could not commit a job's outcome (retried).
+    #[error("state file commit failed: {0}")]
+    Commit(String),
     /// Bad input or a missing prerequisite: kept with this reason until the
     /// operator retries it (invariant 6).
     #[error("{0}")]
@@ -63,7 +69,10 @@ impl JobError {
         match self {
             JobError::Glpi(e) => e.is_permanent(),
             JobError::Park(_) => true,
-            JobError::Chatwoot(_) | JobError::Outbox(_) | JobError::State(_) => false,
+            JobError::Chatwoot(_)
+            | JobError::Outbox(_)
+            | JobError::State(_)
+            | JobError::Commit(_) => false,
         }
     }
 
@@ -84,19 +93,19 @@ impl JobContext {
     }
 
     /// Marks `job` done, running `record` in the same SQLite transaction
-    /// (invariant 2).
-    pub fn complete(
+    /// (invariant 2); returns once that transaction is durable.
+    pub async fn complete(
         &self,
         job: &Job,
-        record: impl FnOnce(&Transaction<'_>) -> Result<(), JobError>,
+        record: impl FnOnce(&Connection) -> Result<(), JobError> + Send + 'static,
     ) -> Result<(), JobError> {
-        self.with_state(|state| outbox::complete(state.conn_mut(), job.id, record))
+        self.committer.complete(job.id, Box::new(record)).await
     }
 }
 
 /// Enqueues the write-back of a contact's GLPI id (in the contact's queue).
 pub fn enqueue_contact_write_back(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     account_id: i64,
     contact_id: i64,
 ) -> Result<(), JobError> {
@@ -112,7 +121,7 @@ pub fn enqueue_contact_write_back(
 
 /// Enqueues the write-back of a conversation's ticket id and progress.
 pub fn enqueue_conversation_write_back(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     account_id: i64,
     conversation_id: i64,
 ) -> Result<(), JobError> {
@@ -143,7 +152,7 @@ pub async fn execute(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
     if creates_without_lookup(&job.kind) && !job.started_before {
         // Durable before the POST: if we are killed before recording the
         // outcome, the next run knows to look the record up (invariant 2).
-        ctx.with_state(|s| outbox::mark_started(s.conn(), job.id))?;
+        ctx.committer.mark_started(job.id).await?;
     }
     match &job.kind {
         JobKind::SyncContact { contact } => {
@@ -184,7 +193,7 @@ pub async fn execute(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
                     .write_contact(*contact_id, link.person_type, link.glpi_id)
                     .await?;
             }
-            ctx.complete(job, |_| Ok(()))
+            ctx.complete(job, |_| Ok(())).await
         }
         JobKind::WriteBackConversation { conversation_id } => {
             let link = ctx
@@ -198,7 +207,7 @@ pub async fn execute(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
                     )
                     .await?;
             }
-            ctx.complete(job, |_| Ok(()))
+            ctx.complete(job, |_| Ok(())).await
         }
     }
 }

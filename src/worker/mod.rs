@@ -7,6 +7,7 @@
 //! per-contact lock keeps two conversations of one contact from creating two
 //! GLPI users).
 
+pub mod commit;
 pub mod contact;
 pub mod content;
 pub mod followup;

@@ -19,6 +19,7 @@ use rand::Rng;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
+use super::commit::Committer;
 use super::contact::ContactLocks;
 use super::job::{self, JobContext, JobError, JobSettings};
 use super::senders::SenderNames;
@@ -114,6 +115,7 @@ pub struct Workers {
     chatwoot: ChatwootDb,
     senders: Arc<SenderNames>,
     contact_locks: Arc<ContactLocks>,
+    committer: Committer,
     settings: Arc<dyn AccountLookup>,
     clients: Mutex<Vec<(ClientKey, GlpiClient)>>,
     config: WorkerConfig,
@@ -139,7 +141,14 @@ impl Workers {
         config: WorkerConfig,
         wake: Arc<Notify>,
     ) -> Arc<Workers> {
+        let committer = Committer::start(state.path()).unwrap_or_else(|e| {
+            panic!(
+                "the state file {} opened once but not twice: {e}",
+                state.path().display()
+            )
+        });
         Arc::new(Workers {
+            committer,
             state: Arc::new(Mutex::new(state)),
             senders: Arc::new(SenderNames::new(chatwoot.clone())),
             chatwoot,
@@ -306,6 +315,7 @@ impl Workers {
             chatwoot: self.chatwoot.clone(),
             senders: self.senders.clone(),
             contact_locks: self.contact_locks.clone(),
+            committer: self.committer.clone(),
             frontend_url: self.config.frontend_url.clone(),
         })
     }

@@ -27,7 +27,7 @@ pub async fn create_ticket_job(
     let existing = ctx.with_state(|s| mappings::ticket_link(s.conn(), conversation.id))?;
     if existing.is_some() {
         // Already created (or adopted from Chatwoot's keys).
-        return ctx.complete(job, |_| Ok(()));
+        return ctx.complete(job, |_| Ok(())).await;
     }
     let person = match contact {
         Some(contact) => ensure_contact(ctx, contact).await?,
@@ -123,24 +123,23 @@ pub async fn create_ticket_job(
             }
         }
     };
-    ctx.complete(job, |tx| {
-        mappings::record_ticket(
-            tx,
-            &TicketLink {
-                conversation_id: conversation.id,
-                account_id: conversation.account_id,
-                glpi_ticket_id: ticket_id,
-                last_synced_message_id: Some(first_message.id),
-                first_message_id: Some(first_message.id),
-                glpi_status: Some(status),
-                glpi_priority: Some(priority),
-                display_id: Some(conversation.display_id),
-                description_tail: Some(tail.clone()),
-                reconciled: true,
-            },
-        )?;
-        enqueue_conversation_write_back(tx, conversation.account_id, conversation.id)
+    let link = TicketLink {
+        conversation_id: conversation.id,
+        account_id: conversation.account_id,
+        glpi_ticket_id: ticket_id,
+        last_synced_message_id: Some(first_message.id),
+        first_message_id: Some(first_message.id),
+        glpi_status: Some(status),
+        glpi_priority: Some(priority),
+        display_id: Some(conversation.display_id),
+        description_tail: Some(tail),
+        reconciled: true,
+    };
+    ctx.complete(job, move |tx| {
+        mappings::record_ticket(tx, &link)?;
+        enqueue_conversation_write_back(tx, link.account_id, link.conversation_id)
     })
+    .await
 }
 
 /// Creates the ticket; a lost answer is resolved by looking it up.
@@ -189,11 +188,11 @@ pub async fn update_ticket_job(
 ) -> Result<(), JobError> {
     let Some(link) = ctx.with_state(|s| mappings::ticket_link(s.conn(), conversation_id))? else {
         // No ticket yet: it will be created with the then-current state.
-        return ctx.complete(job, |_| Ok(()));
+        return ctx.complete(job, |_| Ok(())).await;
     };
     let (status, priority) = (glpi_status(status), glpi_priority(priority));
     if link.glpi_status == Some(status) && link.glpi_priority == Some(priority) {
-        return ctx.complete(job, |_| Ok(()));
+        return ctx.complete(job, |_| Ok(())).await;
     }
     ctx.glpi
         .update(
@@ -202,10 +201,11 @@ pub async fn update_ticket_job(
             &json!({ "status": status, "priority": priority }),
         )
         .await?;
-    ctx.complete(job, |tx| {
+    ctx.complete(job, move |tx| {
         mappings::record_ticket_state(tx, conversation_id, status, priority)?;
         Ok(())
     })
+    .await
 }
 
 /// GLPI ticket status for a Chatwoot conversation status

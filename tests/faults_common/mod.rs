@@ -123,6 +123,8 @@ impl Rig {
             senders: Arc::new(SenderNames::new(chatwoot.clone())),
             chatwoot,
             contact_locks: Arc::new(ContactLocks::default()),
+            committer: chatwoot_glpi_bridge::worker::commit::Committer::start(&self.state_path)
+                .expect("committer"),
             frontend_url: None,
         }
     }
