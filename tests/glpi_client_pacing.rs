@@ -85,9 +85,9 @@ async fn burst_of_1000_creates_respects_the_rate_and_one_session() {
     let times: Vec<Instant> = emulator.requests().iter().map(|r| r.at).collect();
     assert_eq!(times.len(), 1001);
     let busiest = max_in_window(times.clone(), Duration::from_secs(1));
-    // The limiter spaces sends by exactly 1/RATE; arrival times carry a few
-    // ms of scheduling jitter, hence the 2 % allowance.
-    let allowed = RATE as usize + RATE as usize / 50;
+    // The limiter keeps any second at RATE at most; arrival times carry a
+    // few ms of scheduling jitter on a loaded machine, hence 1 % allowance.
+    let allowed = RATE as usize + RATE as usize / 100;
     assert!(
         busiest <= allowed,
         "{busiest} requests in one second, rate {RATE}"
@@ -98,7 +98,7 @@ async fn burst_of_1000_creates_respects_the_rate_and_one_session() {
         .unwrap()
         .duration_since(*times.iter().min().unwrap());
     let average = 1000.0 / span.as_secs_f64();
-    assert!(average <= RATE as f64 * 1.02, "average {average:.1}/s");
+    assert!(average <= RATE as f64, "average {average:.1}/s");
     println!(
         "1001 requests in {:.2} s: busiest second {busiest}, average {average:.1}/s, max in flight {}",
         elapsed.as_secs_f64(),
