@@ -29,6 +29,10 @@ enum Command {
     /// file and each account's GLPI, a PASS/FAIL line each; exit code 0 only
     /// if all pass. Changes nothing.
     Check(cli::check::Args),
+    /// Try the bridge in a minute: a throwaway PostgreSQL with Chatwoot's
+    /// schema, a GLPI emulator and the bridge, a backfill then live changes,
+    /// all cleaned up afterwards. Needs PostgreSQL's server binaries.
+    Demo(cli::demo::Args),
     /// Show where the bridge stands: slot lag, confirmed LSN, backfill,
     /// outbox depth, parked jobs and per-account counts.
     Status(cli::status::Args),
@@ -43,6 +47,7 @@ async fn main() -> std::process::ExitCode {
         Command::GlpiSandbox(args) => cli::glpi_sandbox::execute(args).await,
         Command::Parked(args) => cli::parked::execute(args).await,
         Command::Check(args) => cli::check::execute(args).await,
+        Command::Demo(args) => cli::demo::execute(args).await,
         Command::Status(args) => cli::status::execute(args).await,
     };
     match result {

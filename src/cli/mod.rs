@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod context;
+pub mod demo;
 pub mod glpi_sandbox;
 pub mod parked;
 pub mod run;

@@ -36,8 +36,19 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let mut db: Option<tokio_postgres::Client> = None;
+    // One connection for the whole run: opening the state file applies the
+    // schemas (writes), which would disturb the planner's transactions if
+    // done on every sample.
+    let mut state: Option<State> = None;
     loop {
-        let complete = match sample_state(&config, &metrics, &progress) {
+        if state.is_none() && config.state_path.exists() {
+            state = State::open(&config.state_path).ok();
+        }
+        let sampled = match &state {
+            Some(state) => sample_state(state, &metrics, &progress),
+            None => Ok(false),
+        };
+        let complete = match sampled {
             Ok(complete) => complete,
             Err(e) => {
                 tracing::debug!("metrics: cannot read the state file: {e:#}");
@@ -67,14 +78,10 @@ pub async fn run(
 
 /// Reads the state file; returns whether the backfill is complete.
 fn sample_state(
-    config: &SamplerConfig,
+    state: &State,
     metrics: &Metrics,
     progress: &BackfillProgress,
 ) -> anyhow::Result<bool> {
-    if !config.state_path.exists() {
-        return Ok(false);
-    }
-    let state = State::open(&config.state_path)?;
     let conn = state.conn();
     let replication = repl_state::load(conn)?;
     metrics.set_confirmed_lsn(replication.confirmed_lsn);
