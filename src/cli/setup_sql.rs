@@ -21,13 +21,10 @@ pub struct Args {
     #[arg(long)]
     pub database: Option<String>,
 
-    /// Name of the logical replication slot.
-    #[arg(long, env = "BRIDGE_SLOT", default_value = setup::DEFAULT_NAME)]
-    pub slot: String,
-
-    /// Name of the publication.
-    #[arg(long, env = "BRIDGE_PUBLICATION", default_value = setup::DEFAULT_NAME)]
-    pub publication: String,
+    /// Slot and publication names (and DATABASE_URL, for the database
+    /// name): the same settings `run` reads.
+    #[command(flatten)]
+    pub config: crate::config::ConfigArgs,
 }
 
 fn parse_secret(s: &str) -> Result<Secret, String> {
@@ -35,11 +32,12 @@ fn parse_secret(s: &str) -> Result<Secret, String> {
 }
 
 pub async fn execute(args: Args) -> anyhow::Result<()> {
-    let names = ReplicationNames::validated(&args.slot, &args.publication)?;
+    let config = crate::config::Config::load(&args.config)?;
+    let names = ReplicationNames::validated(&config.slot_name, &config.publication_name)?;
     check_identifier("role", &args.role)?;
     let database = args.database.or_else(|| {
-        let url = std::env::var("DATABASE_URL").ok()?;
-        SourceDb::from_url(&Secret::new(url))
+        let url = config.database_url.as_ref()?;
+        SourceDb::from_url(&Secret::new(url.expose()))
             .ok()
             .map(|db| db.database().to_owned())
     });
