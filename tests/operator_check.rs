@@ -198,7 +198,12 @@ async fn unreachable_database_fails_and_says_what_to_check() {
     let lines = setup.check(args, &[]).await;
     let failed = failures(&lines);
     assert_eq!(failed[0].0, "database", "{failed:#?}");
-    assert!(failed[0].1.contains("pg_hba.conf"), "{failed:#?}");
+    assert!(
+        failed[0]
+            .1
+            .contains("Check the host and port in DATABASE_URL"),
+        "{failed:#?}"
+    );
     assert!(
         !failed[0].1.contains(":pw@"),
         "password printed: {failed:#?}"

@@ -29,22 +29,12 @@ pub fn open_existing_state(config: &Config) -> anyhow::Result<State> {
     State::open(path).with_context(|| format!("opening the state file {}", path.display()))
 }
 
-/// An ordinary connection to Chatwoot's database (the driver task runs on the
-/// current runtime).
+/// An ordinary connection to Chatwoot's database, made the way replication
+/// makes its own (same session settings, same error messages).
 pub async fn connect_database(config: &Config) -> anyhow::Result<tokio_postgres::Client> {
     let url = config.database_url()?;
-    let (client, connection) = url
-        .pg_config()
-        .with_context(|| format!("DATABASE_URL {url} is not usable"))?
-        .connect(tokio_postgres::NoTls)
-        .await
-        .with_context(|| format!("cannot connect to {url}"))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("database connection closed: {e}");
-        }
-    });
-    Ok(client)
+    let source = crate::replication::SourceDb::from_url(&crate::secret::Secret::new(url.expose()))?;
+    Ok(source.connect().await?)
 }
 
 /// "" for one, "s" otherwise.

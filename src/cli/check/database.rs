@@ -33,13 +33,8 @@ pub async fn check(config: &Config, lines: &mut Vec<CheckLine>) -> Option<Client
     let client = match connect_database(config).await {
         Ok(client) => client,
         Err(e) => {
-            lines.push(CheckLine::fail(
-                "database",
-                format!(
-                    "{e:#}\nCheck host, port, user and password in DATABASE_URL, that PostgreSQL \
-                     listens on that address, and that pg_hba.conf admits this machine."
-                ),
-            ));
+            // The connection error already says what to check.
+            lines.push(CheckLine::fail("database", format!("{e:#}")));
             return None;
         }
     };
