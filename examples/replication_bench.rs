@@ -82,23 +82,21 @@ fn options(db: &BenchDb, state: &Path, slot: &str) -> ReplicationOptions {
     let mut o = ReplicationOptions::new(Secret::new(db.url.as_str()), state.to_path_buf());
     o.names.slot = slot.to_owned();
     o.names.publication = PUBLICATION.to_owned();
+    o.max_rows_in_flight = env_usize("BENCH_ROWS_IN_FLIGHT", o.max_rows_in_flight);
+    o.group_commit_rows = env_usize("BENCH_GROUP_COMMIT_ROWS", o.group_commit_rows);
     o
-}
-
-fn durable_lsn(state: &Path) -> Lsn {
-    State::open(state)
-        .and_then(|s| repl_state::load(s.conn()))
-        .map(|s| s.durable_lsn)
-        .unwrap_or(Lsn::ZERO)
 }
 
 /// Runs the replication stage on `slot` until everything up to `end` is in
 /// the change log; returns the elapsed time.
 async fn bridge_run(db: &BenchDb, state: &Path, slot: &str, end: Lsn) -> Duration {
+    // One reader connection, polled (opening the state file applies the
+    // schemas, which takes the write lock).
+    let reader = State::open(state).unwrap();
     let cancel = CancellationToken::new();
     let started = Instant::now();
     let task = tokio::spawn(replication::run(options(db, state, slot), cancel.clone()));
-    while durable_lsn(state) < end {
+    while repl_state::load(reader.conn()).unwrap().durable_lsn < end {
         assert!(
             !task.is_finished(),
             "replication ended early: {:?}",
@@ -137,6 +135,14 @@ fn recvlogical_run(cluster: &Cluster, db: &BenchDb, slot: &str, end: Lsn) -> Dur
         .expect("run pg_recvlogical (install postgresql-client)");
     assert!(status.success(), "pg_recvlogical failed");
     started.elapsed()
+}
+
+/// CPU time (user + system) this process has used.
+fn cpu_time() -> Duration {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn vm_hwm_kib() -> u64 {
@@ -234,15 +240,18 @@ async fn main() {
             format!("{SLOT}_{round}")
         };
         let state = dir.path().join(format!("run{round}.sqlite3"));
+        let cpu_before = cpu_time();
         let bridge = bridge_run(&db, &state, &slot, end).await;
+        let cpu = cpu_time() - cpu_before;
         let (b, r) = (
             rows as f64 / bridge.as_secs_f64(),
             rows as f64 / recv.as_secs_f64(),
         );
         println!(
-            "round {round}: bridge {:>8.0} rows/s ({:.2} s)   pg_recvlogical {:>8.0} rows/s ({:.2} s)   ratio {:.2}",
+            "round {round}: bridge {:>8.0} rows/s ({:.2} s, {:.2} s CPU)   pg_recvlogical {:>8.0} rows/s ({:.2} s)   ratio {:.2}",
             b,
             bridge.as_secs_f64(),
+            cpu.as_secs_f64(),
             r,
             recv.as_secs_f64(),
             b / r
