@@ -280,3 +280,202 @@ both_versions!(
     long_and_hostile_content,
     followup_without_ticket
 );
+
+/// With the real binary: a hook whose settings are not an object, a hook
+/// with an unknown `sync_type`, a conversation whose contact was deleted and
+/// a conversation that had messages before its account's integration was
+/// enabled. The good account syncs exactly once; the bad ones are reported
+/// (with what to fix) and send nothing; nothing crashes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_settings_deleted_contact_and_late_enabled_integration_end_to_end() {
+    use faults_common::process::{log_tail, BridgeConfig, BridgeProcess};
+    use support::workload::{self, Expected, HookSettings, Workload};
+
+    let db = support::shared_cluster().create_database();
+    let client = db.connect().await;
+    let glpi = chatwoot_glpi_bridge::glpi_emulator::Emulator::start(Default::default())
+        .await
+        .expect("emulator");
+    let api_users: Vec<i64> = glpi
+        .items("User")
+        .iter()
+        .filter_map(|u| u["id"].as_i64())
+        .collect();
+    let good =
+        workload::create_account(&client, &HookSettings::for_emulator(&glpi.api_url()).json())
+            .await;
+    let not_object = workload::create_account(&client, &serde_json::json!(["api_url", 5])).await;
+    let mut unknown = HookSettings::for_emulator(&glpi.api_url());
+    unknown.sync_type = "robot".into();
+    let unknown_sync = workload::create_account(&client, &unknown.json()).await;
+    // Integration present but disabled for now.
+    let mut late_settings = HookSettings::for_emulator(&glpi.api_url()).json();
+    late_settings["sync_type"] = serde_json::json!("contact");
+    let late = workload::create_account(&client, &late_settings).await;
+    client
+        .execute(
+            "UPDATE integrations_hooks SET status = 0 WHERE account_id = $1",
+            &[&(late.account_id as i32)],
+        )
+        .await
+        .unwrap();
+    for (i, account) in [good, not_object, unknown_sync, late]
+        .into_iter()
+        .enumerate()
+    {
+        let mut writer = Workload::new(&db.url, account, 100 + i as u64);
+        for _ in 0..40 {
+            writer.step().await.expect("workload");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = BridgeConfig::new(&db.url, dir.path(), &db.name);
+    let mut bridge = BridgeProcess::spawn(&config);
+
+    // A conversation whose contact is deleted before its first message.
+    let row = client
+        .query_one(
+            "WITH c AS (INSERT INTO contacts (account_id, name, email, created_at, updated_at) \
+                        VALUES ($1, 'Gone Soon', 'gone@example.com', now(), now()) RETURNING id) \
+             INSERT INTO conversations (account_id, inbox_id, contact_id, created_at, updated_at) \
+             SELECT $1, $2, c.id, now(), now() FROM c RETURNING id, contact_id",
+            &[&(good.account_id as i32), &(good.inbox_id as i32)],
+        )
+        .await
+        .unwrap();
+    let (orphan_conversation, gone_contact): (i32, i64) = (row.get(0), row.get(1));
+    client
+        .execute(
+            "DELETE FROM contacts WHERE id = $1",
+            &[&(gone_contact as i32)],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO messages (account_id, inbox_id, conversation_id, message_type, content, sender_type, sender_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, 0, 'my account was deleted?', 'Contact', $4, now(), now())",
+            &[&(good.account_id as i32), &(good.inbox_id as i32), &orphan_conversation, &gone_contact],
+        )
+        .await
+        .unwrap();
+
+    // The good account converges exactly once (the deleted contact's GLPI
+    // user, created when the contact was, stays in GLPI: one extra user).
+    let start = std::time::Instant::now();
+    let marker = format!("[cwgb-c{}-v{orphan_conversation}]", good.account_id);
+    loop {
+        let expected = Expected::read(&client, good.account_id).await;
+        let users_ok =
+            glpi.items("User").len() >= api_users.len() + expected.identifiable_contacts.len();
+        let orphan_ticket = glpi
+            .items("Ticket")
+            .iter()
+            .any(|t| t["content"].as_str().unwrap_or("").contains(&marker));
+        let tickets_of_good = glpi
+            .items("Ticket")
+            .iter()
+            .filter(|t| {
+                t["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(&format!("[cwgb-c{}-", good.account_id))
+            })
+            .count();
+        if users_ok && orphan_ticket && tickets_of_good == expected.conversations.len() {
+            break;
+        }
+        assert!(
+            bridge.exited().is_none(),
+            "{}",
+            log_tail(&config.log_file, 40)
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "good account not synced: {tickets_of_good} tickets for {} conversations, orphan ticket {orphan_ticket}\n{}",
+            expected.conversations.len(),
+            log_tail(&config.log_file, 40)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Bad accounts sent nothing, and are reported with what to fix.
+    for bad in [
+        not_object.account_id,
+        unknown_sync.account_id,
+        late.account_id,
+    ] {
+        let prefix = format!("[cwgb-c{bad}-");
+        assert!(
+            !glpi
+                .items("Ticket")
+                .iter()
+                .any(|t| t["content"].as_str().unwrap_or("").contains(&prefix)),
+            "account {bad} must send nothing"
+        );
+    }
+    let (_, status) = config.command(&["status"]);
+    assert!(
+        status.contains("robot"),
+        "status names the unknown sync_type:\n{status}"
+    );
+    println!("status with bad settings:\n{status}");
+
+    // Enabling the late integration syncs its conversations that never had
+    // a ticket (their messages predate the integration).
+    client
+        .execute(
+            "UPDATE integrations_hooks SET status = 1, updated_at = now() WHERE account_id = $1",
+            &[&(late.account_id as i32)],
+        )
+        .await
+        .unwrap();
+    let mut writer = Workload::new(&db.url, late, 555);
+    for _ in 0..20 {
+        writer.step().await.expect("workload");
+    }
+    let start = std::time::Instant::now();
+    let prefix = format!("[cwgb-c{}-", late.account_id);
+    while !glpi
+        .items("Ticket")
+        .iter()
+        .any(|t| t["content"].as_str().unwrap_or("").contains(&prefix))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "a conversation of the late-enabled account never got a ticket\n{}",
+            log_tail(&config.log_file, 40)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (status, _) = bridge.signal_and_wait(libc::SIGTERM, Duration::from_secs(15));
+    assert!(status.is_some_and(|s| s.success()));
+}
+
+/// What Chatwoot can store at all: PostgreSQL refuses NUL in text and
+/// `\u0000` in jsonb, and invalid UTF-8 in a UTF8 database, so none of it
+/// can reach the bridge through the slot (the decoder still rejects
+/// non-UTF-8 values with a reason rather than dropping them).
+#[tokio::test]
+async fn postgres_refuses_nul_and_invalid_utf8_so_chatwoot_cannot_store_them() {
+    let db = support::shared_cluster().create_database();
+    let client = db.connect().await;
+    client
+        .batch_execute(&support::chatwoot::insert_account_sql("Acme"))
+        .await
+        .unwrap();
+    let nul = client
+        .execute(
+            "INSERT INTO contacts (account_id, name, created_at, updated_at) VALUES (1, $1, now(), now())",
+            &[&"nul\0byte"],
+        )
+        .await;
+    assert!(nul.is_err(), "text with NUL must be refused");
+    let jsonb = client
+        .batch_execute("SELECT '{\"a\":\"\\u0000\"}'::jsonb")
+        .await;
+    assert!(jsonb.is_err(), "jsonb \\u0000 must be refused");
+    let invalid = client
+        .batch_execute("SELECT convert_from('\\xff41'::bytea, 'UTF8')")
+        .await;
+    assert!(invalid.is_err(), "invalid UTF-8 must be refused");
+}

@@ -1,6 +1,10 @@
-//! Database faults: the slot invalidated by `max_slot_wal_keep_size` while
-//! the bridge was stopped is reported once, clearly, with the way out, and
-//! the process exits non-zero instead of retrying forever.
+//! Database faults with the real binary: connections terminated
+//! (`pg_terminate_backend` on the walsender and every other bridge
+//! connection) mid-backfill, mid-stream and mid-write-back, and PostgreSQL
+//! restarted: the bridge reconnects and nothing is lost or duplicated. The
+//! slot invalidated by `max_slot_wal_keep_size` while the bridge was stopped
+//! is reported once, clearly, with the way out, and the process exits
+//! non-zero instead of retrying forever.
 
 mod faults_common;
 mod support;
@@ -134,4 +138,100 @@ async fn invalidated_slot_is_reported_with_the_way_out_and_exits_once() {
     );
     drop(bridge);
     drop(cluster);
+}
+
+/// Every backend of `db` except ours: the walsender, the bridge's query and
+/// write-back connections (and the workload's, which reconnects).
+async fn terminate_all(client: &tokio_postgres::Client, db: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db],
+        )
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(0)
+}
+
+/// Connections cut again and again mid-backfill (a large history), mid-stream
+/// and mid-write-back, then PostgreSQL restarted mid-stream: the bridge
+/// reconnects and GLPI ends exactly once, in order, with every write-back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_cut_and_restarts_mid_backfill_stream_and_write_back() {
+    use support::workload::{self, Expected, HookSettings, Workload};
+    let cluster = Cluster::start_new(&ClusterOptions::default());
+    let db = cluster.create_database();
+    let glpi = chatwoot_glpi_bridge::glpi_emulator::Emulator::start(Default::default())
+        .await
+        .expect("emulator");
+    let api_users: Vec<i64> = glpi
+        .items("User")
+        .iter()
+        .filter_map(|u| u["id"].as_i64())
+        .collect();
+    let admin = cluster.superuser_url("postgres");
+    let control = support::connect(&admin).await;
+    let account = workload::create_account(
+        &db.connect().await,
+        &HookSettings::for_emulator(&glpi.api_url()).json(),
+    )
+    .await;
+    let mut writer = Workload::new(&db.url, account, 99);
+    for _ in 0..400 {
+        writer.step().await.expect("history");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = BridgeConfig::new(&db.url, dir.path(), &db.name);
+    let mut bridge = BridgeProcess::spawn(&config);
+
+    // Mid-backfill and mid-stream: cut every connection every ~700 ms while
+    // Chatwoot keeps writing.
+    let mut cuts = 0;
+    for round in 0..12 {
+        for _ in 0..15 {
+            let _ = writer.step().await;
+        }
+        tokio::time::sleep(Duration::from_millis(300 + 100 * (round % 4))).await;
+        cuts += terminate_all(&control, &db.name).await;
+        assert!(
+            bridge.exited().is_none(),
+            "bridge died on a cut connection:\n{}",
+            log_tail(&config.log_file, 40)
+        );
+    }
+    // Mid-stream: PostgreSQL restarted under it.
+    cluster.restart();
+    for _ in 0..40 {
+        let _ = writer.step().await;
+    }
+    println!("{cuts} backends terminated over 12 rounds, plus one PostgreSQL restart");
+
+    let client = db.connect().await;
+    let start = std::time::Instant::now();
+    let checked = loop {
+        match Expected::read(&client, account.account_id)
+            .await
+            .check(&glpi, &api_users)
+        {
+            Ok(c) => break c,
+            Err(p) if start.elapsed() > Duration::from_secs(120) => {
+                panic!("{}\n{}", p.join("\n"), log_tail(&config.log_file, 40))
+            }
+            Err(_) => {
+                assert!(
+                    bridge.exited().is_none(),
+                    "{}",
+                    log_tail(&config.log_file, 40)
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
+        }
+    };
+    println!(
+        "exactly once after the cuts: {} users, {} tickets, {} followups, {} write-backs",
+        checked.persons, checked.tickets, checked.followups, checked.write_backs
+    );
+    let (status, _) = bridge.signal_and_wait(libc::SIGTERM, Duration::from_secs(15));
+    assert!(status.is_some_and(|s| s.success()));
 }

@@ -25,7 +25,12 @@ fn free_addr() -> SocketAddr {
 }
 
 async fn lsn_of(client: &tokio_postgres::Client, sql: &str) -> u64 {
-    let text: Option<String> = client.query_one(sql, &[]).await.expect(sql).get(0);
+    // No row yet: the bridge has not created its slot yet (it just started).
+    let text: Option<String> = client
+        .query_opt(sql, &[])
+        .await
+        .expect(sql)
+        .and_then(|row| row.get(0));
     let text = text.unwrap_or_else(|| "0/0".into());
     let (hi, lo) = text.split_once('/').expect("lsn");
     (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()

@@ -32,6 +32,25 @@ impl BridgeConfig {
     }
 }
 
+impl BridgeConfig {
+    /// Runs another subcommand (`status`, `parked list`…) against the same
+    /// database and state file; returns (success, stdout + stderr).
+    pub fn command(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_chatwoot-glpi-bridge"))
+            .args(args)
+            .env("DATABASE_URL", &self.database_url)
+            .env("BRIDGE_STATE_FILE", &self.state_file)
+            .env("BRIDGE_SLOT_NAME", &self.slot)
+            .env("BRIDGE_PUBLICATION_NAME", &self.publication)
+            .env("BRIDGE_METRICS_ADDR", "off")
+            .output()
+            .expect("run the bridge binary");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    }
+}
+
 /// A running bridge.
 pub struct BridgeProcess {
     child: Child,

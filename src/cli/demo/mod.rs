@@ -89,7 +89,9 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
         .with_flag(Key::MetricsAddr, "off")
         .with_flag(Key::StatusIntervalSecs, "1");
     if !args.verbose {
-        config_args = config_args.with_flag(Key::LogFilter, "error");
+        // The story is told on stdout; transient retries logged by the
+        // stages would only confuse it (`--verbose` shows them).
+        config_args = config_args.with_flag(Key::LogFilter, "off");
     }
     let config = Config::load_with_env(&config_args, &|_| None)?;
     crate::observability::logging::init(config.log_format, &config.log_filter)?;
