@@ -115,7 +115,10 @@ pub fn load(conn: &Connection) -> Result<ReplicationState, StateError> {
                 backfill: BackfillStatus::parse(&r.get::<_, String>(3)?),
                 consistent_point: Lsn::from_sql(r.get(4)?),
                 durable_lsn: Lsn::from_sql(r.get(5)?),
-                confirmed_lsn: Lsn::from_sql(r.get(6)?),
+                // The column records only idle advancement beyond the change
+                // log; every durable LSN is confirmed as soon as it is
+                // committed, so the confirmed position is the larger of both.
+                confirmed_lsn: Lsn::from_sql(r.get(6)?).max(Lsn::from_sql(r.get(5)?)),
             })
         },
     )?;
@@ -272,8 +275,9 @@ mod tests {
         complete_backfill(state.conn()).unwrap();
         let st = load(state.conn()).unwrap();
         assert_eq!(
-            (st.backfill, st.durable_lsn),
-            (BackfillStatus::Complete, Lsn(90))
+            (st.backfill, st.durable_lsn, st.confirmed_lsn),
+            (BackfillStatus::Complete, Lsn(90), Lsn(90)),
+            "a durable LSN reads as confirmed (it is confirmed once committed)"
         );
 
         let source = SourceIdentity {
