@@ -51,13 +51,25 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     });
 
     let (_dir, state_path) = bridge::state_dir();
-    let page = ["--backfill-page-size", "100"];
+    let page = ["--backfill-page-size", "20"];
     let started = Instant::now();
     let mut rng = rand::rng();
     let mut backfill_kills = 0;
     for _ in 0..KILLS_DURING_BACKFILL {
         let mut process = BridgeProcess::spawn(&db, &state_path, &page);
-        tokio::time::sleep(Duration::from_millis(rng.random_range(100..800))).await;
+        // Killed once a random number of rows is stored or after a random
+        // delay, whichever comes first: on a quiet machine the whole copy
+        // can take less than a delay alone would pick. A threshold below
+        // what the previous attempt stored kills the restart while it
+        // discards that attempt.
+        let threshold = rng.random_range(1..6_000u64);
+        let deadline = Instant::now() + Duration::from_millis(rng.random_range(50..400));
+        while Instant::now() < deadline
+            && !bridge::backfill_complete(&state_path)
+            && bridge::backfill_rows_done(&state_path) < threshold
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         if !bridge::backfill_complete(&state_path) {
             backfill_kills += 1;
         }

@@ -83,11 +83,27 @@ impl StateError {
     }
 }
 
+/// Creates a missing state file readable by its owner only. The change log
+/// and the planner's caches hold Chatwoot's hook settings, GLPI tokens
+/// included, so the file must not be world-readable; SQLite gives its `-wal`
+/// and `-shm` files the database file's permissions. An existing file is left
+/// as the operator set it, and a failure here is left for SQLite's open to
+/// report with the path.
+fn create_private(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+}
+
 impl State {
     /// Opens (creating if needed) the state file and applies every module's
     /// schema.
     pub fn open(path: impl AsRef<Path>) -> Result<State, StateError> {
         let path = path.as_ref().to_path_buf();
+        create_private(&path);
         let conn = Connection::open(&path).map_err(|source| StateError::Open {
             path: path.clone(),
             source,
@@ -158,6 +174,22 @@ mod tests {
             )
             .unwrap();
         assert_eq!(tables, 3);
+    }
+
+    #[test]
+    fn a_new_state_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite3");
+        // Kept open: SQLite removes the -wal and -shm files on the last close.
+        let _state = State::open(&path).unwrap();
+        for file in ["state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
     }
 
     #[test]

@@ -228,6 +228,18 @@ pub fn backfill_complete(state_path: &Path) -> bool {
     }
 }
 
+/// Rows the backfill has stored so far, over all tables (0 before it starts
+/// or while the state file is busy).
+pub fn backfill_rows_done(state_path: &Path) -> u64 {
+    if !state_path.exists() {
+        return 0;
+    }
+    State::open(state_path)
+        .and_then(|state| repl_state::backfill_progress(state.conn()))
+        .map(|tables| tables.iter().map(|t| t.rows_done).sum())
+        .unwrap_or(0)
+}
+
 /// The ids of `table` in the database.
 pub async fn ids(client: &tokio_postgres::Client, table: Table) -> Vec<i64> {
     client
