@@ -100,12 +100,7 @@ async fn insert_conversation_rows(env: &JobEnv, conversations: i64) {
 
 #[tokio::test]
 async fn steady_state_costs_one_request_per_followup() {
-    let env = JobEnv::start(
-        GlpiVersion::V10,
-        GlpiPersonType::User,
-        WorkerConfig::default(),
-    )
-    .await;
+    let env = JobEnv::start_user_mode_glpi10().await;
     insert_conversation_rows(&env, 1).await;
     let c = contact(
         1,
@@ -150,12 +145,7 @@ async fn steady_state_costs_one_request_per_followup() {
 
 #[tokio::test]
 async fn lost_answers_are_resolved_by_lookup_not_repeated() {
-    let env = JobEnv::start(
-        GlpiVersion::V10,
-        GlpiPersonType::User,
-        WorkerConfig::default(),
-    )
-    .await;
+    let env = JobEnv::start_user_mode_glpi10().await;
     insert_conversation_rows(&env, 1).await;
     for itemtype in ["User", "Ticket", "ITILFollowup"] {
         env.emulator.inject(Fault::CommitThenDrop {
@@ -192,12 +182,7 @@ async fn lost_answers_are_resolved_by_lookup_not_repeated() {
 
 #[tokio::test]
 async fn a_parked_job_blocks_only_its_own_conversation() {
-    let env = JobEnv::start(
-        GlpiVersion::V10,
-        GlpiPersonType::User,
-        WorkerConfig::default(),
-    )
-    .await;
+    let env = JobEnv::start_user_mode_glpi10().await;
     insert_conversation_rows(&env, 2).await;
     // Conversation 1 never got a ticket: its followup is parked, and the
     // followup queued behind it waits; conversation 2 carries on.
@@ -225,12 +210,7 @@ async fn a_parked_job_blocks_only_its_own_conversation() {
 
 #[tokio::test]
 async fn a_glpi_refusal_is_parked_with_glpis_reason() {
-    let env = JobEnv::start(
-        GlpiVersion::V10,
-        GlpiPersonType::User,
-        WorkerConfig::default(),
-    )
-    .await;
+    let env = JobEnv::start_user_mode_glpi10().await;
     insert_conversation_rows(&env, 1).await;
     // An entity the API user cannot write to.
     env.accounts
@@ -287,12 +267,7 @@ async fn two_conversations_of_one_contact_make_one_glpi_user() {
 
 #[tokio::test]
 async fn a_late_attachment_rewrites_the_followup() {
-    let env = JobEnv::start(
-        GlpiVersion::V10,
-        GlpiPersonType::User,
-        WorkerConfig::default(),
-    )
-    .await;
+    let env = JobEnv::start_user_mode_glpi10().await;
     insert_conversation_rows(&env, 1).await;
     let c = contact(1, "Test User", Some("test@example.com"), None);
     enqueue(
@@ -331,12 +306,7 @@ async fn a_late_attachment_rewrites_the_followup() {
 
 #[tokio::test]
 async fn an_adopted_ticket_is_reconciled_before_posting() {
-    let env = JobEnv::start(
-        GlpiVersion::V10,
-        GlpiPersonType::User,
-        WorkerConfig::default(),
-    )
-    .await;
+    let env = JobEnv::start_user_mode_glpi10().await;
     insert_conversation_rows(&env, 1).await;
     let c = contact(1, "Test User", Some("test@example.com"), None);
     enqueue(

@@ -162,29 +162,21 @@ pub fn next_runnable_at(
          ORDER BY id LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![to_ms(now), fetch as i64], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, u32>(5)?,
-            r.get::<_, bool>(6)?,
-        ))
+        Ok((JobColumns::read(r)?, r.get::<_, bool>(6)?))
     })?;
     let mut jobs = Vec::with_capacity(limit);
     for row in rows {
-        let (id, key, queue, account_id, kind, attempts, started_before) = row?;
-        if exclude_queues.contains(&queue) {
+        let (job, started_before) = row?;
+        if exclude_queues.contains(&job.queue) {
             continue;
         }
         jobs.push(Job {
-            id,
-            kind: decode(id, &kind)?,
-            key,
-            queue,
-            account_id,
-            attempts,
+            id: job.id,
+            kind: decode(job.id, &job.kind)?,
+            key: job.key,
+            queue: job.queue,
+            account_id: job.account_id,
+            attempts: job.attempts,
             started_before,
         });
         if jobs.len() == limit {
@@ -192,6 +184,30 @@ pub fn next_runnable_at(
         }
     }
     Ok(jobs)
+}
+
+/// The columns every job query selects first, in this order:
+/// `id, key, queue, account_id, kind, attempts`.
+struct JobColumns {
+    id: i64,
+    key: String,
+    queue: String,
+    account_id: i64,
+    kind: String,
+    attempts: u32,
+}
+
+impl JobColumns {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobColumns> {
+        Ok(JobColumns {
+            id: r.get(0)?,
+            key: r.get(1)?,
+            queue: r.get(2)?,
+            account_id: r.get(3)?,
+            kind: r.get(4)?,
+            attempts: r.get(5)?,
+        })
+    }
 }
 
 /// The earliest `not_before` among pending heads still waiting for it, so a
@@ -319,12 +335,7 @@ pub fn parked(conn: &Connection) -> Result<Vec<ParkedJob>, OutboxError> {
     )?;
     let rows = stmt.query_map([], |r| {
         Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, u32>(5)?,
+            JobColumns::read(r)?,
             r.get::<_, String>(6)?,
             r.get::<_, i64>(7)?,
             r.get::<_, i64>(8)?,
@@ -332,14 +343,14 @@ pub fn parked(conn: &Connection) -> Result<Vec<ParkedJob>, OutboxError> {
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, key, queue, account_id, kind, attempts, reason, parked_at, blocked) = row?;
+        let (job, reason, parked_at, blocked) = row?;
         out.push(ParkedJob {
-            kind: decode(id, &kind)?,
-            id,
-            key,
-            queue,
-            account_id,
-            attempts,
+            kind: decode(job.id, &job.kind)?,
+            id: job.id,
+            key: job.key,
+            queue: job.queue,
+            account_id: job.account_id,
+            attempts: job.attempts,
             reason,
             parked_at: UNIX_EPOCH + Duration::from_millis(parked_at.max(0) as u64),
             blocked_jobs: blocked as u64,

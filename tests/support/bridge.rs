@@ -66,6 +66,16 @@ pub struct JobEnv {
 impl JobEnv {
     /// A database with account 1, an emulator of `version`, account 1 synced
     /// in `person_type` mode, and running workers.
+    /// The common case: GLPI 10, user mode, default worker settings.
+    pub async fn start_user_mode_glpi10() -> JobEnv {
+        Self::start(
+            GlpiVersion::V10,
+            GlpiPersonType::User,
+            WorkerConfig::default(),
+        )
+        .await
+    }
+
     pub async fn start(
         version: GlpiVersion,
         person_type: GlpiPersonType,
