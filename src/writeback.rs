@@ -37,6 +37,8 @@ pub enum WriteBackError {
 #[derive(Clone)]
 pub struct ChatwootDb {
     inner: Arc<PoolInner>,
+    /// Where write-backs are counted (`None`: nowhere).
+    metrics: Option<Arc<crate::observability::Metrics>>,
 }
 
 struct PoolInner {
@@ -95,7 +97,14 @@ impl ChatwootDb {
                 idle: Mutex::new(Vec::new()),
                 permits: Semaphore::new(size.max(1)),
             }),
+            metrics: None,
         }
+    }
+
+    /// Counts every write-back in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::observability::Metrics>) -> ChatwootDb {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// A connection: an idle one, or a new one.
@@ -157,8 +166,12 @@ impl ChatwootDb {
                         || jsonb_build_object($2::text, $3::bigint))
              WHERE id = $1::int8
                AND (additional_attributes -> 'external' -> $2::text) IS DISTINCT FROM to_jsonb($3::bigint)";
-        self.merge(sql, &[&contact_id, &person_type.writeback_key(), &glpi_id])
-            .await
+        self.merge(
+            "contacts",
+            sql,
+            &[&contact_id, &person_type.writeback_key(), &glpi_id],
+        )
+        .await
     }
 
     /// Writes `conversations.additional_attributes.glpi.ticket_id` and
@@ -181,15 +194,18 @@ impl ChatwootDb {
                     OR ($3::bigint IS NOT NULL AND (additional_attributes -> 'glpi' -> 'last_synced_message_id')
                         IS DISTINCT FROM to_jsonb($3::bigint)))";
         self.merge(
+            "conversations",
             sql,
             &[&conversation_id, &ticket_id, &last_synced_message_id],
         )
         .await
     }
 
-    /// One transaction: the bridge's logical message, then the merge.
+    /// One transaction: the bridge's logical message, then the merge of
+    /// the bridge's keys into a row of `table`.
     async fn merge(
         &self,
+        table: &'static str,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<bool, WriteBackError> {
@@ -206,6 +222,9 @@ impl ChatwootDb {
             .await
             .map_err(WriteBackError::Query)?;
         tx.commit().await.map_err(WriteBackError::Query)?;
+        if let Some(metrics) = &self.metrics {
+            metrics.write_back(table, changed > 0);
+        }
         Ok(changed > 0)
     }
 }

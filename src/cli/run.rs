@@ -101,7 +101,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let mut options = bridge_options(config)?;
-    options.workers.metrics = Some(metrics.clone());
+    options.metrics = Some(metrics.clone());
     let server = match config.metrics_addr {
         MetricsAddr::Listen(addr) => Some(MetricsServer::start(addr, metrics.clone()).await?),
         MetricsAddr::Off => None,
@@ -158,6 +158,8 @@ pub struct BridgeOptions {
     pub chatwoot_connections: usize,
     /// How long running jobs may take to finish on shutdown.
     pub drain_timeout: Duration,
+    /// Where every stage reports (`None`: nowhere).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl BridgeOptions {
@@ -173,6 +175,7 @@ impl BridgeOptions {
             workers: WorkerConfig::default(),
             chatwoot_connections: 4,
             drain_timeout: Duration::from_secs(10),
+            metrics: None,
         }
     }
 }
@@ -185,10 +188,15 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
     let BridgeOptions {
         mut replication,
         configured,
-        workers,
+        mut workers,
         chatwoot_connections,
         drain_timeout,
+        metrics,
     } = options;
+    if let Some(metrics) = &metrics {
+        replication.metrics = Some(metrics.clone());
+        workers.metrics = Some(metrics.clone());
+    }
     let chatwoot_config: tokio_postgres::Config = replication
         .database_url
         .expose()
@@ -207,7 +215,12 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
     let stop_planner = CancellationToken::new();
     let (stop_workers, workers_stopped) = watch::channel(false);
 
-    let planner = Planner::new(open()?, configured.clone()).context("starting the planner")?;
+    let mut planner = Planner::new(open()?, configured.clone()).context("starting the planner")?;
+    let mut chatwoot = ChatwootDb::new(chatwoot_config, chatwoot_connections);
+    if let Some(metrics) = metrics {
+        planner = planner.with_metrics(metrics.clone());
+        chatwoot = chatwoot.with_metrics(metrics);
+    }
     let planner_task = tokio::spawn(planner::run(
         planner,
         PlannerSignals {
@@ -218,13 +231,7 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
         },
     ));
     let lookup = Arc::new(SettingsLookup::new(open()?, configured));
-    let workers = Workers::new(
-        open()?,
-        ChatwootDb::new(chatwoot_config, chatwoot_connections),
-        lookup,
-        workers,
-        jobs_ready,
-    );
+    let workers = Workers::new(open()?, chatwoot, lookup, workers, jobs_ready);
     let workers_task = tokio::spawn(workers.run(workers_stopped, drain_timeout));
 
     let result = replication::run(replication, cancel.clone()).await;

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::counters::{RetryReason, Throughput};
+use crate::chatwoot::Change;
 use crate::lsn::Lsn;
 
 /// Prefix of every metric name.
@@ -126,9 +128,10 @@ pub struct Metrics {
     backfill: Mutex<BTreeMap<String, TableProgress>>,
     glpi_requests: Mutex<BTreeMap<(String, GlpiOutcome), u64>>,
     glpi_latency: Mutex<BTreeMap<String, Histogram>>,
+    throughput: Throughput,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding a metrics lock leaves plain numbers behind: keep
     // serving them rather than poisoning every later report.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -233,6 +236,55 @@ impl Metrics {
             .get(&(endpoint.to_owned(), outcome))
             .copied()
             .unwrap_or(0)
+    }
+
+    // ---- throughput (see `counters`) ---------------------------------------
+
+    /// Changes streamed from the slot, once committed to the change log.
+    pub fn changes_received<'a>(&self, changes: impl IntoIterator<Item = &'a Change>) {
+        self.throughput.changes_received(changes);
+    }
+
+    /// Changes of `table` the planner consumed, once its batch committed.
+    pub fn changes_planned(&self, table: &'static str, n: u64) {
+        self.throughput.changes_planned(table, n);
+    }
+
+    /// Planned changes that made no GLPI job, by reason class.
+    pub fn changes_skipped(&self, reason: &'static str, n: u64) {
+        self.throughput.changes_skipped(reason, n);
+    }
+
+    /// Jobs of `kind` (`JobKind::name`) the planner added to the outbox.
+    pub fn jobs_enqueued(&self, kind: &'static str, n: u64) {
+        self.throughput.jobs_enqueued(kind, n);
+    }
+
+    /// A job done, its result committed.
+    pub fn job_completed(&self, kind: &'static str, account_id: i64) {
+        self.throughput.job_completed(kind, account_id);
+    }
+
+    /// A job put back in the queue for later.
+    pub fn job_retried(&self, kind: &'static str, account_id: i64, reason: RetryReason) {
+        self.throughput.job_retried(kind, account_id, reason);
+    }
+
+    /// A job parked for the operator.
+    pub fn job_parked(&self, kind: &'static str, account_id: i64) {
+        self.throughput.job_parked(kind, account_id);
+    }
+
+    /// One write-back into `table` (`contacts`, `conversations`); `changed`
+    /// is false when Chatwoot already held the ids.
+    pub fn write_back(&self, table: &'static str, changed: bool) {
+        self.throughput.write_back(table, changed);
+    }
+
+    /// The value of a throughput counter, by its name without the prefix
+    /// (`jobs_completed_total`) and its label values in order.
+    pub fn counter(&self, name: &str, label_values: &[&str]) -> u64 {
+        self.throughput.get(name, label_values)
     }
 
     // ---- readiness ---------------------------------------------------------
@@ -393,16 +445,17 @@ impl Metrics {
                 h.count as f64,
             );
         }
+        self.throughput.render(&mut out);
         out
     }
 }
 
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+pub(super) fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {PREFIX}_{name} {help}");
     let _ = writeln!(out, "# TYPE {PREFIX}_{name} {kind}");
 }
 
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+pub(super) fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
     let _ = write!(out, "{PREFIX}_{name}");
     if !labels.is_empty() {
         out.push('{');

@@ -6,6 +6,7 @@
 //! - `cache`: the last known Chatwoot rows (resolves unchanged TOAST and
 //!   DELETEs that carry only an id);
 //! - `plan`: the rules, change → jobs;
+//! - `outcome`: why a change made no job (for the metrics);
 //! - this module: the drain loop. Each batch is read from the change log in
 //!   seq order and applied in ONE SQLite transaction together with the jobs
 //!   it plans and the deletion of the consumed changes, so a crash re-applies
@@ -13,6 +14,7 @@
 
 pub mod accounts;
 pub mod cache;
+pub mod outcome;
 pub mod plan;
 pub mod settings;
 
@@ -23,6 +25,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::chatwoot::{Change, Row, RowOp};
+use crate::observability::Metrics;
 use crate::state::{changes, replication, State};
 
 pub use accounts::SettingsBook;
@@ -54,6 +57,8 @@ pub struct Planner {
     /// [`plan::preload_backfilled_attachments`]); redone after a restart,
     /// which is harmless.
     attachments_preloaded: bool,
+    /// Where planned changes and jobs are counted (`None`: nowhere).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for Planner {
@@ -75,11 +80,18 @@ impl Planner {
             batch_size: DEFAULT_BATCH_SIZE,
             last_seq: 0,
             attachments_preloaded: false,
+            metrics: None,
         })
     }
 
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Counts planned changes, skips and enqueued jobs in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -156,6 +168,9 @@ impl Planner {
         changes::delete_through(&tx, last_seq)?;
         tx.commit()?;
         self.attachments_preloaded |= preload;
+        if let Some(metrics) = &self.metrics {
+            count_batch(metrics, &stats);
+        }
         Ok(stats)
     }
 
@@ -197,6 +212,19 @@ impl Planner {
             }
         }
         Ok(batch)
+    }
+}
+
+/// Counts a committed batch.
+fn count_batch(metrics: &Metrics, stats: &PlanStats) {
+    for (table, n) in &stats.planned {
+        metrics.changes_planned(table, *n as u64);
+    }
+    for (reason, n) in &stats.no_job {
+        metrics.changes_skipped(reason.label(), *n as u64);
+    }
+    for (kind, n) in &stats.jobs {
+        metrics.jobs_enqueued(kind, *n as u64);
     }
 }
 
@@ -267,6 +295,61 @@ mod tests {
     use super::test_support::*;
     use crate::chatwoot::RowOp::Insert;
     use std::time::Duration;
+
+    /// Every planned change is counted once, and a change that made no job
+    /// is counted under the reason it made none.
+    #[test]
+    fn planned_changes_are_counted_with_why_they_made_no_job() {
+        use crate::chatwoot::Field;
+        use crate::chatwoot::RowOp::Update;
+        use crate::observability::Metrics;
+        use std::sync::Arc;
+
+        let mut h = Harness::syncing();
+        let metrics = Arc::new(Metrics::new());
+        let path = h.planner.state().path().to_path_buf();
+        h.planner = super::Planner::new(
+            crate::state::State::open(&path).unwrap(),
+            super::ConfiguredAccounts::default(),
+        )
+        .unwrap()
+        .with_metrics(metrics.clone());
+
+        let ada = || contact_row(5, "Ada Lovelace", Some("ada@example.com"), None);
+        h.commit(vec![contact(Insert, ada())]);
+        // Chatwoot touching the row: nothing GLPI shows changed.
+        h.commit(vec![contact(Update, ada())]);
+        h.commit(vec![contact(Insert, contact_row(6, "", None, None))]);
+        h.commit(vec![message(Insert, message_row(70, 99, "orphan"))]);
+        let mut echoed = ada();
+        echoed.additional_attributes = Field::Value(serde_json::json!({
+            "external": {"glpi_user_id": 41}
+        }));
+        h.commit_from_bridge(vec![contact(Update, echoed)]);
+        let mut elsewhere = contact_row(8, "Bob", Some("bob@example.com"), None);
+        elsewhere.account_id = Field::Value(3);
+        h.commit(vec![contact(Insert, elsewhere)]);
+        h.commit(vec![account(4, 0)]);
+
+        let planned = |table| metrics.counter("changes_planned_total", &[table]);
+        assert_eq!(planned("contacts"), 5);
+        assert_eq!(planned("messages"), 1);
+        assert_eq!(planned("accounts"), 1);
+        let skipped = |reason| metrics.counter("changes_skipped_total", &[reason]);
+        for reason in [
+            "no_glpi_change",
+            "contact_not_identifiable",
+            "conversation_unknown",
+            "own_write_back",
+            "account_not_syncing",
+            "settings",
+        ] {
+            assert_eq!(skipped(reason), 1, "{reason}\n{}", metrics.render());
+        }
+        let enqueued = |kind| metrics.counter("jobs_enqueued_total", &[kind]);
+        assert_eq!(enqueued("sync_contact"), 1);
+        assert_eq!(enqueued("write_back_contact"), 1);
+    }
 
     /// A worker committing while the planner plans: the planner waits for
     /// the write lock instead of failing with "database is locked".

@@ -19,6 +19,7 @@ use crate::worker::person::identifiable;
 
 use super::accounts::SettingsBook;
 use super::cache::{self, CachedContact, CachedConversation};
+use super::outcome::{self, SkipReason};
 
 mod messages;
 
@@ -46,7 +47,12 @@ pub struct PlanStats {
     pub jobs: BTreeMap<&'static str, usize>,
     /// Jobs not yet started that were updated instead of adding a job.
     pub patched: usize,
+    /// Changes recorded as not synced with a reason (`status` lists them).
     pub skipped: usize,
+    /// Changes planned, by table (the `changes_planned_total` metric).
+    pub planned: BTreeMap<&'static str, usize>,
+    /// Changes that made no job, by reason (`changes_skipped_total`).
+    pub no_job: BTreeMap<SkipReason, usize>,
 }
 
 /// One batch being planned inside one SQLite transaction.
@@ -58,6 +64,8 @@ pub struct Batch<'a> {
     /// Write-backs to enqueue at the end, after every job of the batch:
     /// queue → (account, key, kind).
     write_backs: BTreeMap<String, (i64, String, JobKind)>,
+    /// Write-backs asked for so far (several may coalesce into one job).
+    write_backs_asked: usize,
     pub stats: PlanStats,
 }
 
@@ -68,13 +76,35 @@ impl<'a> Batch<'a> {
             book,
             enqueued: HashSet::new(),
             write_backs: BTreeMap::new(),
+            write_backs_asked: 0,
             stats: PlanStats::default(),
         }
     }
 
-    /// Plans one change (`seq` is its change-log sequence number).
+    /// Plans one change (`seq` is its change-log sequence number), and
+    /// counts it: planned, and if it made no job, why.
     pub fn apply(&mut self, seq: i64, change: &CommittedChange) -> Result<(), PlanError> {
         self.stats.changes += 1;
+        *self
+            .stats
+            .planned
+            .entry(outcome::table_label(&change.change))
+            .or_default() += 1;
+        let before = (self.effects(), self.stats.skipped);
+        self.plan(seq, change)?;
+        if (self.effects(), self.stats.skipped) == before {
+            let reason = outcome::why_no_job(change, |id| self.book.syncing(id).is_some());
+            *self.stats.no_job.entry(reason).or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Jobs enqueued or patched and write-backs asked for so far.
+    fn effects(&self) -> usize {
+        self.stats.jobs.values().sum::<usize>() + self.stats.patched + self.write_backs_asked
+    }
+
+    fn plan(&mut self, seq: i64, change: &CommittedChange) -> Result<(), PlanError> {
         let from_bridge = change.from_bridge;
         match &change.change {
             Change::Truncate { tables } => {
@@ -123,6 +153,7 @@ impl<'a> Batch<'a> {
     }
 
     fn write_back_contact(&mut self, account_id: i64, contact_id: i64) {
+        self.write_backs_asked += 1;
         self.write_backs.insert(
             keys::contact_queue(contact_id),
             (
@@ -134,6 +165,7 @@ impl<'a> Batch<'a> {
     }
 
     fn write_back_conversation(&mut self, account_id: i64, conversation_id: i64) {
+        self.write_backs_asked += 1;
         self.write_backs.insert(
             keys::conversation_queue(conversation_id),
             (
@@ -144,8 +176,15 @@ impl<'a> Batch<'a> {
         );
     }
 
-    fn skip(&mut self, subject: &str, account_id: i64, reason: &str) -> Result<(), PlanError> {
+    fn skip(
+        &mut self,
+        subject: &str,
+        account_id: i64,
+        class: SkipReason,
+        reason: &str,
+    ) -> Result<(), PlanError> {
         self.stats.skipped += 1;
+        *self.stats.no_job.entry(class).or_default() += 1;
         tracing::info!(subject, account_id, "not synced: {reason}");
         cache::record_skip(self.conn, subject, account_id, reason)?;
         Ok(())
@@ -221,7 +260,12 @@ impl<'a> Batch<'a> {
                 new.email.as_deref(),
                 new.phone_number.as_deref(),
             ) {
-                return self.skip(&subject, account_id, CONTACT_NOT_IDENTIFIABLE);
+                return self.skip(
+                    &subject,
+                    account_id,
+                    SkipReason::ContactNotIdentifiable,
+                    CONTACT_NOT_IDENTIFIABLE,
+                );
             }
             cache::clear_skip(self.conn, &subject)?;
             let kind = JobKind::SyncContact {

@@ -53,6 +53,8 @@ pub struct ReplicationOptions {
     pub group_commit_rows: usize,
     /// Woken after every commit to the change log (for the planner).
     pub on_durable: Option<Arc<tokio::sync::Notify>>,
+    /// Where the changes received are counted (`None`: nowhere).
+    pub metrics: Option<Arc<crate::observability::Metrics>>,
 }
 
 impl ReplicationOptions {
@@ -66,6 +68,7 @@ impl ReplicationOptions {
             max_rows_in_flight: 20_000,
             group_commit_rows: 5_000,
             on_durable: None,
+            metrics: None,
         }
     }
 }
@@ -246,6 +249,7 @@ impl Session<'_> {
             self.options.max_rows_in_flight,
             self.options.group_commit_rows,
             self.options.on_durable.clone(),
+            self.options.metrics.clone(),
         )?;
         let result = stream::stream_changes(
             &mut repl,

@@ -18,6 +18,7 @@ use super::transaction::CommittedTransaction;
 use crate::chatwoot::text::RowError;
 use crate::chatwoot::RowOp;
 use crate::lsn::Lsn;
+use crate::observability::Metrics;
 use crate::state::changes::LoggedTransaction;
 use crate::state::{replication as repl_state, State, StateError};
 
@@ -65,13 +66,23 @@ impl ChangeLogWriter {
         max_rows_in_flight: usize,
         group_rows: usize,
         on_durable: Option<Arc<tokio::sync::Notify>>,
+        metrics: Option<Arc<Metrics>>,
     ) -> Result<ChangeLogWriter, StateError> {
         let state = State::open(&state_path)?;
         let (tx, rx) = mpsc::channel();
         let (progress_tx, progress) = watch::channel(WriterProgress::default());
         let thread = std::thread::Builder::new()
             .name("change-log-writer".into())
-            .spawn(move || write_loop(state, rx, progress_tx, group_rows.max(1), on_durable))
+            .spawn(move || {
+                write_loop(
+                    state,
+                    rx,
+                    progress_tx,
+                    group_rows.max(1),
+                    on_durable,
+                    metrics,
+                )
+            })
             .map_err(|e| StateError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(ChangeLogWriter {
             tx: Some(tx),
@@ -168,6 +179,7 @@ fn write_loop(
     progress_tx: watch::Sender<WriterProgress>,
     group_rows: usize,
     on_durable: Option<Arc<tokio::sync::Notify>>,
+    metrics: Option<Arc<Metrics>>,
 ) {
     let mut progress = WriterProgress::default();
     let mut batch: Vec<WriterMsg> = Vec::new();
@@ -189,6 +201,14 @@ fn write_loop(
                 progress.rows += batch_rows;
                 progress.durable_lsn = lsn;
                 progress_tx.send_replace(progress.clone());
+                if let Some(metrics) = &metrics {
+                    metrics.changes_received(batch.iter().flat_map(|msg| match msg {
+                        WriterMsg::Transaction { transaction, .. } => {
+                            transaction.changes.as_slice()
+                        }
+                        WriterMsg::Confirmed(_) => &[],
+                    }));
+                }
                 if let Some(notify) = &on_durable {
                     notify.notify_waiters();
                 }

@@ -24,6 +24,7 @@ use super::contact::ContactLocks;
 use super::job::{self, JobContext, JobError, JobSettings};
 use super::senders::SenderNames;
 use crate::glpi::{GlpiClient, GlpiConfig};
+use crate::observability::RetryReason;
 use crate::outbox::{self, Job};
 use crate::planner::settings::{GlpiSettings, SyncType};
 use crate::secret::Secret;
@@ -251,29 +252,45 @@ impl Workers {
 
     /// Runs one job and records its outcome in the outbox.
     async fn run_job(&self, job: &Job) {
+        let kind = job.kind.name();
         let outcome = match self.context(job.account_id) {
             Ok(ctx) => job::execute(&ctx, job).await,
             Err(wait_reason) => {
                 self.retry(job, &wait_reason, Some(self.config.unconfigured_wait));
+                self.count(|m| m.job_retried(kind, job.account_id, RetryReason::AccountNotSyncing));
                 return;
             }
         };
         match outcome {
             Ok(()) => {
-                tracing::debug!(job = job.key, kind = job.kind.name(), "job done");
+                tracing::debug!(job = job.key, kind, "job done");
+                self.count(|m| m.job_completed(kind, job.account_id));
             }
             Err(err) if err.is_permanent() => {
                 let reason = park_reason(&err);
                 tracing::warn!(job = job.key, kind = job.kind.name(), reason, "job parked");
                 let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                if let Err(e) = outbox::park(state.conn(), job.id, &reason) {
-                    tracing::error!(job = job.key, error = %e, "cannot park the job");
+                match outbox::park(state.conn(), job.id, &reason) {
+                    Ok(_) => self.count(|m| m.job_parked(kind, job.account_id)),
+                    Err(e) => tracing::error!(job = job.key, error = %e, "cannot park the job"),
                 }
             }
             Err(err) => {
-                tracing::info!(job = job.key, kind = job.kind.name(), error = %err, attempts = job.attempts, "job will be retried");
+                tracing::info!(job = job.key, kind, error = %err, attempts = job.attempts, "job will be retried");
                 self.retry(job, &err.to_string(), err.retry_after());
+                let reason = match &err {
+                    JobError::Glpi(e) if e.is_unknown_outcome() => RetryReason::UnknownOutcome,
+                    _ => RetryReason::Transient,
+                };
+                self.count(|m| m.job_retried(kind, job.account_id, reason));
             }
+        }
+    }
+
+    /// Reports to the metrics, if any.
+    fn count(&self, report: impl FnOnce(&crate::observability::Metrics)) {
+        if let Some(metrics) = &self.config.metrics {
+            report(metrics);
         }
     }
 

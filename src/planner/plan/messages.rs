@@ -12,6 +12,7 @@ use crate::state::changes;
 use crate::worker::person::identifiable;
 
 use super::super::cache::{self, CachedConversation, CachedMessage};
+use super::super::outcome::SkipReason;
 use super::{contact_snapshot, conversation_snapshot, text_field, Batch, PlanError};
 
 /// Chatwoot's `messages.message_type` for activity messages.
@@ -140,7 +141,12 @@ impl Batch<'_> {
         };
         if let Some(reason) = skip_reason {
             if let Some(reason) = reason {
-                self.skip(&format!("message:{}", snapshot.id), account_id, &reason)?;
+                self.skip(
+                    &format!("message:{}", snapshot.id),
+                    account_id,
+                    SkipReason::ConversationUnknown,
+                    &reason,
+                )?;
             }
             cache::put_message(self.conn, &cached)?;
             return Ok(());
