@@ -132,7 +132,7 @@ impl JobEnv {
     /// Enqueues jobs (account 1) in one transaction and wakes the workers.
     pub fn enqueue(&self, jobs: &[(&str, &str, JobKind)]) {
         let mut state = self.state();
-        let tx = state.conn_mut().transaction().unwrap();
+        let tx = chatwoot_glpi_bridge::state::write_transaction(state.conn_mut()).unwrap();
         for (queue, key, kind) in jobs {
             outbox::enqueue(&tx, 1, queue, key, kind).unwrap();
         }

@@ -437,7 +437,7 @@ fn state_file(config: &Config, system_id: &str, database: &str, lines: &mut Vec<
         });
         return;
     }
-    let loaded = crate::state::State::open(path)
+    let loaded = crate::state::State::open_read_only(path)
         .map_err(|e| e.to_string())
         .and_then(|s| repl_state::load(s.conn()).map_err(|e| e.to_string()));
     match loaded {
