@@ -18,6 +18,9 @@ pub enum ReplicationError {
     #[error("cannot reach PostgreSQL at {target}: {reason}. Check the host and port in DATABASE_URL and that the server accepts connections from this machine")]
     Unreachable { target: String, reason: String },
 
+    #[error("TLS to PostgreSQL at {target} failed: {reason}")]
+    Tls { target: String, reason: String },
+
     #[error("PostgreSQL at {target} refused the login: {reason}. Check the user and password in DATABASE_URL and pg_hba.conf (logical replication connections are matched on the database column, not `replication`)")]
     LoginRefused { target: String, reason: String },
 
