@@ -233,6 +233,8 @@ pub struct BridgeEnv {
     pub client: tokio_postgres::Client,
     pub state_path: PathBuf,
     pub hook_id: i64,
+    /// What the bridge reports, as `/metrics` serves it.
+    pub metrics: Arc<chatwoot_glpi_bridge::observability::Metrics>,
     _dir: tempfile::TempDir,
     cancel: tokio_util::sync::CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -320,6 +322,8 @@ impl BridgeEnv {
             unconfigured_wait: Duration::from_millis(200),
             ..setup.workers.clone()
         };
+        let metrics = Arc::new(chatwoot_glpi_bridge::observability::Metrics::new());
+        options.metrics = Some(metrics.clone());
         let cancel = tokio_util::sync::CancellationToken::new();
         let task = tokio::spawn(chatwoot_glpi_bridge::cli::run::run_bridge(
             options,
@@ -332,6 +336,7 @@ impl BridgeEnv {
             client,
             state_path,
             hook_id,
+            metrics,
             _dir: dir,
             cancel,
             task: Some(task),
