@@ -226,9 +226,7 @@ async fn copy_table(
             tracing::warn!(%error, "backfill row kept aside: it cannot be read");
         }
         done_rows += rows.len() as u64;
-        let tx = state
-            .conn_mut()
-            .transaction()
+        let tx = crate::state::write_transaction(state.conn_mut())
             .map_err(crate::state::StateError::from)?;
         crate::state::changes::append(
             &tx,

@@ -145,7 +145,7 @@ pub fn start_backfill(
     consistent_point: Lsn,
     estimates: &[(&str, u64)],
 ) -> Result<(), StateError> {
-    let tx = conn.transaction()?;
+    let tx = super::write_transaction(conn)?;
     changes::clear(&tx)?;
     tx.execute("DELETE FROM backfill_progress", [])?;
     for (table, estimate) in estimates {
