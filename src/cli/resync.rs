@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rusqlite::TransactionBehavior;
 
 use crate::cli::context::{connect_database, load_config, open_existing_state, plural};
 use crate::config::Config;
@@ -138,9 +137,7 @@ pub fn queue(
     current: &CurrentMessages,
 ) -> anyhow::Result<ResyncPlanned> {
     ensure_backfilled(state)?;
-    let tx = state
-        .conn_mut()
-        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = crate::state::write_transaction(state.conn_mut())?;
     let book = SettingsBook::load(&tx, configured)?;
     let planned = match target {
         Target::Contact { id } => resync::contact(&tx, &book, id)?,
