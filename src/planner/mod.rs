@@ -7,6 +7,8 @@
 //!   DELETEs that carry only an id);
 //! - `plan`: the rules, change → jobs;
 //! - `outcome`: why a change made no job (for the metrics);
+//! - `resync`: the jobs of the operator's `resync` command, from the same
+//!   cache and rules;
 //! - this module: the drain loop. Each batch is read from the change log in
 //!   seq order and applied in ONE SQLite transaction together with the jobs
 //!   it plans and the deletion of the consumed changes, so a crash re-applies
@@ -16,6 +18,7 @@ pub mod accounts;
 pub mod cache;
 pub mod outcome;
 pub mod plan;
+pub mod resync;
 pub mod settings;
 
 use std::sync::Arc;
@@ -36,6 +39,8 @@ pub use settings::ConfiguredAccounts;
 mod plan_message_tests;
 #[cfg(test)]
 mod plan_tests;
+#[cfg(test)]
+mod resync_tests;
 #[cfg(test)]
 mod test_support;
 

@@ -24,6 +24,7 @@ use super::outcome::{self, SkipReason};
 mod messages;
 
 pub use messages::preload_backfilled_attachments;
+pub(super) use messages::{attachment_snapshot, excluded_by_rule, message_snapshot};
 
 /// The reason shown for contacts without name, email or phone.
 pub const CONTACT_NOT_IDENTIFIABLE: &str = "Contact not identifiable";
@@ -457,7 +458,28 @@ impl ContactKeys {
     }
 }
 
-fn contact_snapshot(c: &CachedContact) -> ContactSnapshot {
+/// A conversation's contact as its ticket's requester: `None` when it has
+/// no contact or one GLPI cannot identify (no name, email or phone).
+pub(super) fn requester_snapshot(
+    conn: &Connection,
+    contact_id: Option<i64>,
+) -> rusqlite::Result<Option<ContactSnapshot>> {
+    let contact = match contact_id {
+        Some(id) => cache::contact(conn, id)?,
+        None => None,
+    };
+    Ok(contact
+        .filter(|c| {
+            identifiable(
+                c.name.as_deref(),
+                c.email.as_deref(),
+                c.phone_number.as_deref(),
+            )
+        })
+        .map(|c| contact_snapshot(&c)))
+}
+
+pub(super) fn contact_snapshot(c: &CachedContact) -> ContactSnapshot {
     ContactSnapshot {
         id: c.id,
         account_id: c.account_id,
@@ -468,7 +490,7 @@ fn contact_snapshot(c: &CachedContact) -> ContactSnapshot {
     }
 }
 
-fn conversation_snapshot(c: &CachedConversation) -> ConversationSnapshot {
+pub(super) fn conversation_snapshot(c: &CachedConversation) -> ConversationSnapshot {
     ConversationSnapshot {
         id: c.id,
         account_id: c.account_id,

@@ -19,9 +19,10 @@ use pgwire_replication::ReplicationClient;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use super::current::text_query;
 use super::error::ReplicationError;
 use super::source::SourceDb;
-use crate::chatwoot::text::{ColumnMap, RowError};
+use crate::chatwoot::text::RowError;
 use crate::chatwoot::{Change, RowOp, Table};
 use crate::lsn::Lsn;
 use crate::state::changes::LoggedTransaction;
@@ -176,24 +177,6 @@ pub async fn copy_snapshot(
     })
 }
 
-/// The columns of `table` the bridge reads that this database has (an
-/// older Chatwoot may lack some: they read as NULL).
-async fn present_columns(client: &Client, table: Table) -> Result<Vec<String>, ReplicationError> {
-    let wanted: Vec<&str> = table.columns().to_vec();
-    let rows = client
-        .query(
-            "SELECT c FROM unnest($1::text[]) WITH ORDINALITY AS w(c, n)
-             WHERE EXISTS (SELECT 1 FROM pg_attribute
-                           WHERE attrelid = to_regclass(format('public.%I', $2::text))
-                             AND attname = c AND attnum > 0 AND NOT attisdropped)
-             ORDER BY n",
-            &[&wanted, &table.name()],
-        )
-        .await
-        .map_err(|e| ReplicationError::from_pg("reading table columns", &e))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
 async fn copy_table(
     client: &Client,
     state: &mut State,
@@ -203,13 +186,7 @@ async fn copy_table(
     page_size: u32,
     cancel: &CancellationToken,
 ) -> Result<BackfillOutcome, ReplicationError> {
-    let columns = present_columns(client, table).await?;
-    let map = ColumnMap::new(table, columns.iter().map(String::as_str));
-    let select_list = columns
-        .iter()
-        .map(|c| format!("\"{c}\"::text"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let (map, select_list, column_count) = text_query(client, table).await?;
     let sql = format!(
         "SELECT t.id::bigint, {select_list} FROM public.{} AS t WHERE t.id > $1::bigint ORDER BY t.id LIMIT $2::bigint",
         table.name()
@@ -236,7 +213,7 @@ async fn copy_table(
         let mut rejected: Vec<(RowOp, RowError)> = Vec::new();
         for row in &rows {
             last_id = row.get(0);
-            let values = (1..=columns.len()).map(|i| row.get::<_, Option<&str>>(i));
+            let values = (1..=column_count).map(|i| row.get::<_, Option<&str>>(i));
             match map.build_row(values) {
                 Ok(built) => changes.push(Change::Row {
                     op: RowOp::Snapshot,
