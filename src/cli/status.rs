@@ -224,6 +224,11 @@ impl StatusReport {
         ));
 
         t.push_str(&format!("\nBackfill: {}\n", self.render_backfill_status()));
+        if let Some(policy) = self.replication.backfill_policy {
+            t.push_str(&format!(
+                "  policy: {policy} (applies only on the first start; see `backfill` in the README)\n"
+            ));
+        }
         for table in &self.backfill {
             t.push_str(&format!(
                 "  {:<20} {:>12} of ~{} rows{}\n",
@@ -413,6 +418,7 @@ impl StatusReport {
                     repl_state::BackfillStatus::InProgress => "in_progress",
                     repl_state::BackfillStatus::NotStarted => "not_started",
                 },
+                "policy": self.replication.backfill_policy.map(|p| p.to_string()),
                 "tables": self.backfill.iter().map(|t| json!({
                     "table": t.table_name, "rows_done": t.rows_done,
                     "rows_estimated": t.rows_estimated, "done": t.done,

@@ -8,6 +8,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{changes, StateError};
+use crate::config::BackfillPolicy;
 use crate::lsn::Lsn;
 
 pub const SCHEMA: &str = "
@@ -33,6 +34,13 @@ CREATE TABLE IF NOT EXISTS backfill_progress (
     rows_estimated INTEGER NOT NULL,
     last_id INTEGER NOT NULL,
     done INTEGER NOT NULL
+);
+-- The backfill policy the first start's backfill ran with (a table of its
+-- own: state files from before it get it without a migration; none there
+-- and a complete backfill means `all`, the only policy there was).
+CREATE TABLE IF NOT EXISTS backfill_policy (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    policy TEXT NOT NULL
 );
 ";
 
@@ -81,6 +89,8 @@ pub struct ReplicationState {
     pub source: Option<SourceIdentity>,
     pub slot_name: Option<String>,
     pub backfill: BackfillStatus,
+    /// The policy the backfill ran (or runs) with; `None` before it started.
+    pub backfill_policy: Option<BackfillPolicy>,
     pub consistent_point: Lsn,
     pub durable_lsn: Lsn,
     pub confirmed_lsn: Lsn,
@@ -97,7 +107,18 @@ pub struct TableProgress {
 }
 
 pub fn load(conn: &Connection) -> Result<ReplicationState, StateError> {
-    let state = conn.query_row(
+    let policy: Option<String> = conn
+        .query_row("SELECT policy FROM backfill_policy WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let backfill_policy = policy
+        .map(|text| {
+            text.parse::<BackfillPolicy>()
+                .map_err(|e| StateError::Corrupt(format!("the recorded backfill policy: {e}")))
+        })
+        .transpose()?;
+    let mut state = conn.query_row(
         "SELECT system_identifier, database_name, slot_name, backfill, consistent_point, durable_lsn, confirmed_lsn
          FROM replication_state WHERE id = 1",
         [],
@@ -113,6 +134,7 @@ pub fn load(conn: &Connection) -> Result<ReplicationState, StateError> {
                 }),
                 slot_name: r.get(2)?,
                 backfill: BackfillStatus::parse(&r.get::<_, String>(3)?),
+                backfill_policy,
                 consistent_point: Lsn::from_sql(r.get(4)?),
                 durable_lsn: Lsn::from_sql(r.get(5)?),
                 // The column records only idle advancement beyond the change
@@ -122,6 +144,10 @@ pub fn load(conn: &Connection) -> Result<ReplicationState, StateError> {
             })
         },
     )?;
+    if state.backfill.is_complete() && state.backfill_policy.is_none() {
+        // Backfilled before policies were recorded: `all` was the only one.
+        state.backfill_policy = Some(BackfillPolicy::All);
+    }
     Ok(state)
 }
 
@@ -138,16 +164,21 @@ pub fn bind_source(
     Ok(())
 }
 
-/// Starts a (re)do of the backfill: discards any partial one (its changes and
-/// progress) in one SQLite transaction.
+/// Starts a (re)do of the backfill with `policy`: discards any partial one
+/// (its changes and progress) in one SQLite transaction.
 pub fn start_backfill(
     conn: &mut Connection,
     consistent_point: Lsn,
+    policy: BackfillPolicy,
     estimates: &[(&str, u64)],
 ) -> Result<(), StateError> {
     let tx = conn.transaction()?;
     changes::clear(&tx)?;
     tx.execute("DELETE FROM backfill_progress", [])?;
+    tx.execute(
+        "INSERT OR REPLACE INTO backfill_policy (id, policy) VALUES (1, ?1)",
+        [policy.to_string()],
+    )?;
     for (table, estimate) in estimates {
         tx.execute(
             "INSERT INTO backfill_progress (table_name, rows_done, rows_estimated, last_id, done) VALUES (?1, 0, ?2, 0, 0)",
@@ -241,14 +272,32 @@ mod tests {
     use crate::state::State;
 
     #[test]
+    fn a_backfill_from_before_policies_were_recorded_reads_as_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path().join("s.sqlite3")).unwrap();
+        complete_backfill(state.conn()).unwrap();
+        assert_eq!(
+            load(state.conn()).unwrap().backfill_policy,
+            Some(BackfillPolicy::All)
+        );
+    }
+
+    #[test]
     fn backfill_restart_discards_partial_work() {
         let dir = tempfile::tempdir().unwrap();
         let mut state = State::open(dir.path().join("s.sqlite3")).unwrap();
         let fresh = load(state.conn()).unwrap();
         assert_eq!(fresh.backfill, BackfillStatus::NotStarted);
         assert_eq!(fresh.source, None);
+        assert_eq!(fresh.backfill_policy, None);
 
-        start_backfill(state.conn_mut(), Lsn(50), &[("accounts", 10)]).unwrap();
+        start_backfill(
+            state.conn_mut(),
+            Lsn(50),
+            BackfillPolicy::None,
+            &[("accounts", 10)],
+        )
+        .unwrap();
         state
             .append_transactions(&[changes::LoggedTransaction {
                 commit_lsn: Lsn(50),
@@ -262,7 +311,13 @@ mod tests {
         assert_eq!(backfill_progress(state.conn()).unwrap()[0].rows_done, 1);
 
         // A redo after a crash starts from nothing.
-        start_backfill(state.conn_mut(), Lsn(90), &[("accounts", 11)]).unwrap();
+        start_backfill(
+            state.conn_mut(),
+            Lsn(90),
+            BackfillPolicy::All,
+            &[("accounts", 11)],
+        )
+        .unwrap();
         assert_eq!(state.depth().unwrap(), 0);
         let progress = backfill_progress(state.conn()).unwrap();
         assert_eq!((progress[0].rows_done, progress[0].rows_estimated), (0, 11));
@@ -271,9 +326,17 @@ mod tests {
             (st.backfill, st.consistent_point, st.durable_lsn),
             (BackfillStatus::InProgress, Lsn(90), Lsn::ZERO)
         );
+        assert_eq!(
+            st.backfill_policy,
+            Some(BackfillPolicy::All),
+            "the redo's policy replaces the discarded one's"
+        );
 
+        let since: BackfillPolicy = "since:2024-02-29".parse().unwrap();
+        start_backfill(state.conn_mut(), Lsn(90), since, &[("accounts", 11)]).unwrap();
         complete_backfill(state.conn()).unwrap();
         let st = load(state.conn()).unwrap();
+        assert_eq!(st.backfill_policy, Some(since));
         assert_eq!(
             (st.backfill, st.durable_lsn, st.confirmed_lsn),
             (BackfillStatus::Complete, Lsn(90), Lsn(90)),
