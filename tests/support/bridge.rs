@@ -192,6 +192,8 @@ pub struct BridgeSetup {
     pub seed_sql: Option<String>,
     /// How long [`BridgeEnv::settle`] waits at most.
     pub settle_timeout: Duration,
+    /// Which history the first start's backfill sends to GLPI.
+    pub backfill: chatwoot_glpi_bridge::config::BackfillPolicy,
 }
 
 impl BridgeSetup {
@@ -211,6 +213,7 @@ impl BridgeSetup {
             latency: None,
             seed_sql: None,
             settle_timeout: Duration::from_secs(60),
+            backfill: chatwoot_glpi_bridge::config::BackfillPolicy::All,
         }
     }
 }
@@ -308,6 +311,7 @@ impl BridgeEnv {
         options.replication.names.slot = format!("s_{}", db.name);
         options.replication.names.publication = format!("p_{}", db.name);
         options.replication.status_interval = Duration::from_millis(200);
+        options.replication.backfill = setup.backfill;
         options.workers = WorkerConfig {
             frontend_url: setup.frontend_url.clone(),
             glpi_allow_http: true,
@@ -334,6 +338,19 @@ impl BridgeEnv {
             probes: std::sync::atomic::AtomicU32::new(0),
             settle_timeout: setup.settle_timeout,
         };
+        // The first probe must come through the stream: a probe caught in
+        // the backfill's snapshot is history, which a backfill policy other
+        // than `all` does not send.
+        let path = env.state_path.clone();
+        wait_until(
+            setup.settle_timeout,
+            "the backfill to complete",
+            move || {
+                let done = super::replication::backfill_complete(&path);
+                async move { done }
+            },
+        )
+        .await;
         env.settle().await;
         env
     }
