@@ -17,6 +17,7 @@
 //! and `glpi-sandbox`.
 
 pub mod chatwoot;
+pub mod chatwoot_db;
 pub mod cli;
 pub mod config;
 pub mod glpi;

@@ -34,6 +34,20 @@ pub struct SandboxOptions {
     pub extra_conf: Vec<String>,
     /// Password of the superuser `postgres`.
     pub superuser_password: String,
+    /// Serve TLS (`ssl = on`) with this certificate; `None`: `ssl = off`.
+    pub ssl: Option<SandboxSsl>,
+}
+
+/// A cluster's server certificate, for TLS tests.
+#[derive(Clone, Debug)]
+pub struct SandboxSsl {
+    /// PEM certificate (chain) and private key, copied into the data dir.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// `pg_hba.conf` accepts TCP connections over TLS only, except the
+    /// superuser `postgres`'s (the harness's own connections stay
+    /// plaintext): other roles' plaintext connections are rejected.
+    pub ssl_only: bool,
 }
 
 /// Password of the superuser `postgres` unless the options say otherwise.
@@ -47,6 +61,7 @@ impl Default for SandboxOptions {
             fast_unsafe: true,
             extra_conf: Vec::new(),
             superuser_password: DEFAULT_SUPERUSER_PASSWORD.to_owned(),
+            ssl: None,
         }
     }
 }
@@ -226,6 +241,19 @@ fn pg_ctl_stop(bin_dir: &Path, data_dir: &Path, mode: &str) -> std::io::Result<b
     Ok(status.success())
 }
 
+/// Copies the certificate and key into the data dir (`server.crt`,
+/// `server.key`); PostgreSQL refuses a key others can read.
+fn install_server_certificate(ssl: &SandboxSsl, data_dir: &Path) -> Result<(), SandboxError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::copy(&ssl.cert_file, data_dir.join("server.crt"))
+        .map_err(io_error(format!("copying {}", ssl.cert_file.display())))?;
+    let key = data_dir.join("server.key");
+    std::fs::copy(&ssl.key_file, &key)
+        .map_err(io_error(format!("copying {}", ssl.key_file.display())))?;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_error("restricting server.key to its owner"))
+}
+
 fn free_port() -> Result<u16, SandboxError> {
     // Ports handed out in this process are not reused even if a cluster has
     // not bound its port yet.
@@ -287,6 +315,10 @@ impl SandboxPostgres {
         if options.fast_unsafe {
             conf.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
         }
+        if let Some(ssl) = &options.ssl {
+            install_server_certificate(ssl, &data_dir)?;
+            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        }
         for line in &options.extra_conf {
             conf.push_str(line);
             conf.push('\n');
@@ -299,9 +331,19 @@ impl SandboxPostgres {
 
         // Password auth everywhere, also for `replication=database`
         // connections (matched on the database column).
-        let hba = "local all all scram-sha-256\n\
-                   host all all 127.0.0.1/32 scram-sha-256\n\
-                   host replication all 127.0.0.1/32 scram-sha-256\n";
+        let hba = match &options.ssl {
+            Some(ssl) if ssl.ssl_only => {
+                "local all all scram-sha-256\n\
+                 hostssl all all 127.0.0.1/32 scram-sha-256\n\
+                 hostssl replication all 127.0.0.1/32 scram-sha-256\n\
+                 host all postgres 127.0.0.1/32 scram-sha-256\n"
+            }
+            _ => {
+                "local all all scram-sha-256\n\
+                 host all all 127.0.0.1/32 scram-sha-256\n\
+                 host replication all 127.0.0.1/32 scram-sha-256\n"
+            }
+        };
         std::fs::write(data_dir.join("pg_hba.conf"), hba)
             .map_err(io_error("writing pg_hba.conf"))?;
         chown_to_pg_user(root.path())?;

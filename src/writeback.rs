@@ -20,6 +20,7 @@ use std::sync::Mutex;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use crate::chatwoot_db::ConnectionSettings;
 use crate::replication::transaction::BRIDGE_MESSAGE_PREFIX;
 use crate::state::mappings::GlpiPersonType;
 
@@ -40,14 +41,14 @@ pub struct ChatwootDb {
 }
 
 struct PoolInner {
-    config: tokio_postgres::Config,
+    config: ConnectionSettings,
     idle: Mutex<Vec<tokio_postgres::Client>>,
     permits: Semaphore,
 }
 
 impl std::fmt::Debug for ChatwootDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // tokio_postgres::Config's Debug redacts the password.
+        // ConnectionSettings' Debug shows no password.
         f.debug_struct("ChatwootDb")
             .field("config", &self.inner.config)
             .finish()
@@ -88,7 +89,7 @@ impl Drop for PooledClient<'_> {
 
 impl ChatwootDb {
     /// A pool of at most `size` connections (opened lazily).
-    pub fn new(config: tokio_postgres::Config, size: usize) -> ChatwootDb {
+    pub fn new(config: ConnectionSettings, size: usize) -> ChatwootDb {
         ChatwootDb {
             inner: Arc::new(PoolInner {
                 config,
@@ -119,20 +120,12 @@ impl ChatwootDb {
         };
         let client = match reused {
             Some(client) => client,
-            None => {
-                let (client, connection) = self
-                    .inner
-                    .config
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(WriteBackError::Connect)?;
-                tokio::spawn(async move {
-                    if let Err(err) = connection.await {
-                        tracing::debug!(error = %err, "Chatwoot database connection closed");
-                    }
-                });
-                client
-            }
+            None => self
+                .inner
+                .config
+                .connect()
+                .await
+                .map_err(WriteBackError::Connect)?,
         };
         Ok(PooledClient {
             client: Some(client),

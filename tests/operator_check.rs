@@ -112,6 +112,10 @@ async fn good_setup_passes_every_check() {
         )
         .await;
     assert!(failures(&lines).is_empty(), "{}", render(&lines));
+    assert!(
+        !setup.dir.path().join("state.sqlite3").exists(),
+        "check created the state file"
+    );
     let names: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
     for expected in [
         "database",
@@ -397,6 +401,12 @@ async fn state_file_of_another_database_fails() {
         "state file",
         "belongs to database chatwoot_production",
     );
+    // Read-only: nothing created beside the state file.
+    let files: Vec<_> = std::fs::read_dir(setup.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, ["state.sqlite3"]);
 }
 
 #[tokio::test]

@@ -159,3 +159,50 @@ async fn status_reports_slot_lag_queues_parked_jobs_and_accounts() {
     db.execute(&format!("SELECT pg_drop_replication_slot('{slot}')"))
         .await;
 }
+
+/// `status` beside a running bridge: it reads the state file read-only, so a
+/// writer holding the write lock does not delay it, and it creates nothing
+/// (no state file where there was none, no `-wal`/`-shm` left behind).
+#[tokio::test]
+async fn status_reads_without_locking_or_creating_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_path = dir.path().join("state.sqlite3");
+    let args = ConfigArgs::default().with_flag(Key::StateFile, state_path.to_str().unwrap());
+    let files = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+
+    let err = gather(&config(args.clone())).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("no state file at"), "{text}");
+    assert!(
+        text.contains(&chatwoot_glpi_bridge::config::how_to_set(Key::StateFile)),
+        "{text}"
+    );
+    assert!(files().is_empty(), "status created {:?}", files());
+
+    // A bridge in the middle of a commit: the write lock is taken.
+    let mut writer = State::open(&state_path).unwrap();
+    let tx = chatwoot_glpi_bridge::state::write_transaction(writer.conn_mut()).unwrap();
+    tx.execute("DELETE FROM outbox_jobs", []).unwrap();
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        gather(&config(args.clone())),
+    )
+    .await
+    .expect("status waited for the bridge's write lock")
+    .unwrap();
+    assert_eq!(report.outbox.total(), 0);
+    tx.commit().unwrap();
+    drop(writer);
+
+    // The bridge has stopped: only the state file is left, and stays alone.
+    assert_eq!(files(), ["state.sqlite3"]);
+    gather(&config(args)).await.unwrap();
+    assert_eq!(files(), ["state.sqlite3"]);
+}

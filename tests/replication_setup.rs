@@ -242,7 +242,12 @@ async fn state_file_of_another_database_is_refused() {
     );
     let text = err.to_string();
     assert!(text.contains(&a.name) && text.contains(&b.name), "{text}");
-    assert!(text.contains("separate --state file"), "{text}");
+    assert!(
+        text.contains(&chatwoot_glpi_bridge::config::how_to_set(
+            chatwoot_glpi_bridge::config::Key::StateFile
+        )),
+        "{text}"
+    );
 }
 
 #[tokio::test]

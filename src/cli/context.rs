@@ -1,10 +1,12 @@
 //! What every operator command starts with: the configuration (file, env,
 //! flags), log setup, and the state file, with errors that say what to fix.
 
+use std::path::Path;
+
 use anyhow::Context as _;
 
 use crate::config::{Config, ConfigArgs, Key};
-use crate::state::State;
+use crate::state::{State, StateError};
 
 /// Loads the configuration and installs logging as configured.
 pub fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
@@ -13,20 +15,37 @@ pub fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Opens the state file of an existing installation. Unlike `run`, commands
-/// that inspect or repair never create one: a missing file almost always
-/// means a different `state_file` setting than the running bridge's.
+/// Opens the state file of an existing installation, for commands that
+/// repair (`parked retry`/`drop`). Unlike `run`, commands that inspect or
+/// repair never create one: a missing file almost always means a different
+/// `state_file` setting than the running bridge's.
 pub fn open_existing_state(config: &Config) -> anyhow::Result<State> {
     let path = &config.state_file;
     if !path.exists() {
-        anyhow::bail!(
-            "no state file at {}: the bridge has not run here yet, or it runs with another \
-             state file; point to the same file as the running bridge with {}",
-            path.display(),
-            crate::config::how_to_set(Key::StateFile)
-        );
+        return Err(missing_state_file(path));
     }
     State::open(path).with_context(|| format!("opening the state file {}", path.display()))
+}
+
+/// Opens the state file of an existing installation read-only, for commands
+/// that only look (`status`): no schema applied, nothing created, never the
+/// write lock of a running bridge.
+pub fn open_state_read_only(config: &Config) -> anyhow::Result<State> {
+    let path = &config.state_file;
+    match State::open_read_only(path) {
+        Err(StateError::Missing { .. }) => Err(missing_state_file(path)),
+        opened => opened.with_context(|| format!("opening the state file {}", path.display())),
+    }
+}
+
+/// What to do about a missing state file.
+fn missing_state_file(path: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no state file at {}: the bridge has not run here yet, or it runs with another \
+         state file; point to the same file as the running bridge with {}",
+        path.display(),
+        crate::config::how_to_set(Key::StateFile)
+    )
 }
 
 /// An ordinary connection to Chatwoot's database, made the way replication

@@ -184,11 +184,15 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
         chatwoot_connections,
         drain_timeout,
     } = options;
-    let chatwoot_config: tokio_postgres::Config = replication
+    let mut chatwoot_config: crate::chatwoot_db::ConnectionSettings = replication
         .database_url
         .expose()
         .parse()
         .context("DATABASE_URL is not a PostgreSQL connection string (postgres://user:password@host:5432/db)")?;
+    // Named like replication's sessions in pg_stat_activity.
+    chatwoot_config
+        .pg_config_mut()
+        .application_name("chatwoot-glpi-bridge");
     let state_path = replication.state_path.clone();
     let open = || {
         State::open(&state_path)

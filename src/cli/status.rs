@@ -12,7 +12,7 @@ use rusqlite::Connection;
 use serde_json::json;
 
 use crate::cli::context::{
-    connect_database, human_duration, load_config, open_existing_state, plural,
+    connect_database, human_duration, load_config, open_state_read_only, plural,
 };
 use crate::cli::parked::describe_job;
 use crate::config::Config;
@@ -106,7 +106,7 @@ pub struct StatusReport {
 
 /// Reads the state file and, if configured, the slot.
 pub async fn gather(config: &Config) -> anyhow::Result<StatusReport> {
-    let state = open_existing_state(config)?;
+    let state = open_state_read_only(config)?;
     let local = read_state(&state)?;
     let (database, slot) = match &config.database_url {
         None => (

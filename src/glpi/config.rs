@@ -110,7 +110,8 @@ pub enum GlpiConfigError {
     UnsupportedScheme { url: String, scheme: String },
     #[error(
         "refusing plain http:// to {host}: the GLPI tokens would travel unencrypted. \
-         Use https://, or set GLPI_ALLOW_HTTP=true if the network path is trusted"
+         Use https://, or if the network path is trusted allow it with {} set to true",
+        crate::config::how_to_set(crate::config::Key::GlpiAllowHttp)
     )]
     InsecureHttp { host: String },
     #[error("GLPI API URL `{url}` must not carry user:password, a query or a fragment; give only the address ending in /apirest.php")]
@@ -121,9 +122,12 @@ pub enum GlpiConfigError {
     ZeroInFlight,
     #[error("the GLPI request timeout must be greater than zero")]
     ZeroTimeout,
-    #[error("cannot read the CA bundle {path} (GLPI_CA_CERT): {reason}")]
+    #[error(
+        "cannot read the CA bundle {path} ({}): {reason}",
+        crate::config::how_to_set(crate::config::Key::GlpiCaCert)
+    )]
     CaCertUnreadable { path: PathBuf, reason: String },
-    #[error("the CA bundle {path} (GLPI_CA_CERT) holds no PEM certificate: expected one or more -----BEGIN CERTIFICATE----- blocks")]
+    #[error("the CA bundle {path} ({}) holds no PEM certificate: expected one or more -----BEGIN CERTIFICATE----- blocks", crate::config::how_to_set(crate::config::Key::GlpiCaCert))]
     CaCertEmpty { path: PathBuf },
     #[error("cannot set up the HTTPS client: {0}")]
     HttpClient(String),

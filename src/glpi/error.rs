@@ -276,9 +276,11 @@ impl fmt::Display for GlpiError {
             GlpiError::Connection { request, detail } => {
                 write!(f, "cannot reach GLPI for {request}: {detail}")?;
                 if detail.contains("certificate") {
-                    f.write_str(
+                    write!(
+                        f,
                         " — GLPI's TLS certificate is not trusted: if it comes from a private CA, \
-                         set GLPI_CA_CERT to that CA's PEM file",
+                         give that CA's PEM file with {}",
+                        crate::config::how_to_set(crate::config::Key::GlpiCaCert)
                     )?;
                 }
                 Ok(())

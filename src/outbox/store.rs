@@ -250,7 +250,7 @@ pub fn complete<T, E>(
 where
     E: From<OutboxError>,
 {
-    let tx = conn.transaction().map_err(OutboxError::from)?;
+    let tx = crate::state::write_transaction(conn).map_err(OutboxError::from)?;
     let value = record(&tx)?;
     remove_and_promote(&tx, job_id)?;
     tx.commit().map_err(OutboxError::from)?;
@@ -388,7 +388,7 @@ pub fn retry_parked(conn: &Connection, which: ParkedSelection) -> Result<usize, 
 /// Deletes a parked job (the operator gives up on it); the jobs behind it in
 /// its queue become runnable.
 pub fn drop_parked(conn: &mut Connection, job_id: i64) -> Result<(), OutboxError> {
-    let tx = conn.transaction()?;
+    let tx = crate::state::write_transaction(conn)?;
     let state: Option<String> = tx
         .query_row(
             "SELECT state FROM outbox_jobs WHERE id = ?1",

@@ -142,7 +142,7 @@ impl Planner {
             last_seq: consumed,
             ..
         } = self;
-        let tx = state.conn_mut().transaction()?;
+        let tx = crate::state::write_transaction(state.conn_mut())?;
         if preload {
             let n = plan::preload_backfilled_attachments(&tx, *consumed)?;
             tracing::debug!(
@@ -255,5 +255,35 @@ pub async fn run(mut planner: Planner, signals: PlannerSignals) -> anyhow::Resul
             _ = tokio::time::sleep(pause) => {}
             _ = signals.cancel.cancelled() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use crate::chatwoot::RowOp::Insert;
+    use std::time::Duration;
+
+    /// A worker committing while the planner plans: the planner waits for
+    /// the write lock instead of failing with "database is locked".
+    #[test]
+    fn planning_waits_for_another_writer_instead_of_failing() {
+        let mut h = Harness::syncing();
+        h.append(
+            false,
+            vec![contact(
+                Insert,
+                contact_row(5, "Test User", Some("test@example.com"), None),
+            )],
+        );
+        let path = h.planner.state().path().to_path_buf();
+        let holder = crate::state::hold_write_lock(&path, Duration::from_millis(300));
+        let stats = h
+            .planner
+            .drain_once()
+            .expect("planning waits for the other writer");
+        holder.join().unwrap();
+        assert_eq!(stats.changes, 1);
+        assert_eq!(h.job_keys().len(), 2, "{:?}", h.job_keys());
     }
 }

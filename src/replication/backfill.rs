@@ -243,12 +243,7 @@ async fn copy_table(
                 table = table.name(),
                 "backfill: not copied (outside the backfill policy)"
             );
-            let tx = state
-                .conn_mut()
-                .transaction()
-                .map_err(crate::state::StateError::from)?;
-            repl_state::record_backfill_page(&tx, table.name(), 0, 0, true)?;
-            tx.commit().map_err(crate::state::StateError::from)?;
+            repl_state::record_backfill_page(state.conn(), table.name(), 0, 0, true)?;
             return Ok(BackfillOutcome::Complete { consistent_point });
         }
     };
@@ -301,9 +296,7 @@ async fn copy_table(
             tracing::warn!(%error, "backfill row kept aside: it cannot be read");
         }
         done_rows += rows.len() as u64;
-        let tx = state
-            .conn_mut()
-            .transaction()
+        let tx = crate::state::write_transaction(state.conn_mut())
             .map_err(crate::state::StateError::from)?;
         crate::state::changes::append(
             &tx,

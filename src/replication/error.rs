@@ -2,6 +2,7 @@
 //! none carries the database password (connection targets are printed as
 //! `user@host:port/database`).
 
+use crate::config::{how_to_set, Key};
 use crate::lsn::Lsn;
 use crate::state::StateError;
 
@@ -16,6 +17,9 @@ pub enum ReplicationError {
 
     #[error("cannot reach PostgreSQL at {target}: {reason}. Check the host and port in DATABASE_URL and that the server accepts connections from this machine")]
     Unreachable { target: String, reason: String },
+
+    #[error("TLS to PostgreSQL at {target} failed: {reason}")]
+    Tls { target: String, reason: String },
 
     #[error("PostgreSQL at {target} refused the login: {reason}. Check the user and password in DATABASE_URL and pg_hba.conf (logical replication connections are matched on the database column, not `replication`)")]
     LoginRefused { target: String, reason: String },
@@ -41,17 +45,17 @@ pub enum ReplicationError {
     #[error("cannot create publication {publication:?}: {reason}. Let a superuser run the SQL printed by `chatwoot-glpi-bridge setup-sql`, which creates it")]
     PublicationCreateDenied { publication: String, reason: String },
 
-    #[error("replication slot {slot:?} exists but uses the output plugin {plugin:?}, not pgoutput. Choose another slot name (--slot) or drop it: SELECT pg_drop_replication_slot('{slot}');")]
+    #[error("replication slot {slot:?} exists but uses the output plugin {plugin:?}, not pgoutput. Choose another slot name with {} or drop it: SELECT pg_drop_replication_slot('{slot}');", how_to_set(Key::SlotName))]
     SlotWrongPlugin { slot: String, plugin: String },
 
-    #[error("replication slot {slot:?} belongs to database {database:?}, not to {expected:?}. Choose another slot name (--slot)")]
+    #[error("replication slot {slot:?} belongs to database {database:?}, not to {expected:?}. Choose another slot name with {}", how_to_set(Key::SlotName))]
     SlotInOtherDatabase {
         slot: String,
         database: String,
         expected: String,
     },
 
-    #[error("replication slot {slot:?} already exists but this state file has never used it. If another bridge uses it, run with that bridge's --state file; if it is a leftover, drop it: SELECT pg_drop_replication_slot('{slot}');")]
+    #[error("replication slot {slot:?} already exists but this state file has never used it. If another bridge uses it, run with that bridge's state file ({}) or give this one its own slot ({}); if it is a leftover, drop it: SELECT pg_drop_replication_slot('{slot}');", how_to_set(Key::StateFile), how_to_set(Key::SlotName))]
     SlotNotOurs { slot: String },
 
     #[error("all {max} replication slots are in use (max_replication_slots = {max}). Drop an unused one (SELECT slot_name, active FROM pg_replication_slots; SELECT pg_drop_replication_slot('name');) or raise max_replication_slots and restart PostgreSQL")]
@@ -74,7 +78,7 @@ pub enum ReplicationError {
         state_path: String,
     },
 
-    #[error("the state file {state_path} belongs to database {stored_database:?} of PostgreSQL system {stored_system}, but DATABASE_URL points at database {database:?} of system {system}. Use a separate --state file per Chatwoot database (or delete this one to start over with a full backfill)")]
+    #[error("the state file {state_path} belongs to database {stored_database:?} of PostgreSQL system {stored_system}, but DATABASE_URL points at database {database:?} of system {system}. Use a separate state file per Chatwoot database, set with {} (or delete this one to start over with a full backfill)", how_to_set(Key::StateFile))]
     StateFromOtherDatabase {
         state_path: String,
         stored_system: String,
@@ -241,6 +245,52 @@ mod tests {
         );
         assert!(err.is_transient());
         assert!(err.to_string().contains("4242"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_settings_the_way_the_configuration_does() {
+        let slot = how_to_set(Key::SlotName);
+        let state_file = how_to_set(Key::StateFile);
+        let cases = [
+            (
+                ReplicationError::SlotWrongPlugin {
+                    slot: "s".into(),
+                    plugin: "test_decoding".into(),
+                },
+                vec![&slot],
+            ),
+            (
+                ReplicationError::SlotInOtherDatabase {
+                    slot: "s".into(),
+                    database: "a".into(),
+                    expected: "b".into(),
+                },
+                vec![&slot],
+            ),
+            (
+                ReplicationError::SlotNotOurs { slot: "s".into() },
+                vec![&state_file, &slot],
+            ),
+            (
+                ReplicationError::StateFromOtherDatabase {
+                    state_path: "/x".into(),
+                    stored_system: "1".into(),
+                    stored_database: "a".into(),
+                    system: "2".into(),
+                    database: "b".into(),
+                },
+                vec![&state_file],
+            ),
+        ];
+        for (err, settings) in cases {
+            let text = err.to_string();
+            for setting in settings {
+                assert!(text.contains(setting.as_str()), "{text}");
+            }
+            for retired in ["--slot)", "--slot ", "--state file", "--publication)"] {
+                assert!(!text.contains(retired), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -198,7 +198,7 @@ impl Session<'_> {
             cfg = cfg.with_start_lsn(durable).with_ack_lsn(durable);
         }
         let target = self.source.target();
-        let wire = |e| ReplicationError::from_wire(&names.slot, &target, e);
+        let wire = |e| self.source.wire_error(&names.slot, e);
         let mut repl = ReplicationClient::connect_gated(cfg).await.map_err(wire)?;
         let system = repl.identify_system().await.map_err(wire)?;
         // The state file must belong to this database before anything in it

@@ -1,15 +1,15 @@
 //! Chatwoot's database as given by `DATABASE_URL`: ordinary connections
 //! (tokio-postgres) for setup and the backfill, and replication connections
-//! (pgwire-replication) for the slot and the stream. The password is kept in a
+//! (pgwire-replication) for the slot and the stream, both encrypted as
+//! `sslmode` says ([`crate::chatwoot_db`]). The password is kept in a
 //! [`Secret`] and never printed: errors and logs show `user@host:port/db`.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use pgwire_replication::{ReplicationConfig, TlsConfig};
-use tokio_postgres::config::Host;
+use pgwire_replication::ReplicationConfig;
 
 use super::error::{pg_reason, ReplicationError};
+use crate::chatwoot_db::ConnectionSettings;
 use crate::secret::Secret;
 
 /// Session settings of every connection: the backfill's `::text` values and
@@ -20,7 +20,7 @@ const SESSION_OPTIONS: &str =
 /// How to reach Chatwoot's database.
 #[derive(Clone)]
 pub struct SourceDb {
-    config: tokio_postgres::Config,
+    settings: ConnectionSettings,
     host: String,
     port: u16,
     user: String,
@@ -38,17 +38,14 @@ impl SourceDb {
     /// Parses a `postgres://user:password@host:port/database` URL (or a
     /// libpq key=value string).
     pub fn from_url(url: &Secret) -> Result<SourceDb, ReplicationError> {
-        let config = tokio_postgres::Config::from_str(url.expose()).map_err(|e| {
-            ReplicationError::InvalidDatabaseUrl {
-                reason: e.to_string(),
-            }
-        })?;
-        let host = match config.get_hosts().first() {
-            Some(Host::Tcp(h)) => h.clone(),
-            Some(Host::Unix(p)) => p.display().to_string(),
-            None => "localhost".to_owned(),
-        };
-        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let mut settings: ConnectionSettings =
+            url.expose()
+                .parse()
+                .map_err(|e: crate::chatwoot_db::InvalidConnectionString| {
+                    ReplicationError::InvalidDatabaseUrl { reason: e.0 }
+                })?;
+        let (host, port) = (settings.host(), settings.port());
+        let config = settings.pg_config();
         let user = config.get_user().map(str::to_owned).ok_or_else(|| {
             ReplicationError::InvalidDatabaseUrl {
                 reason: "no user name".into(),
@@ -62,13 +59,13 @@ impl SourceDb {
             .get_dbname()
             .map(str::to_owned)
             .unwrap_or_else(|| user.clone());
-        let mut config = config;
+        let config = settings.pg_config_mut();
         config.dbname(&database);
         config.connect_timeout(Duration::from_secs(10));
         config.application_name("chatwoot-glpi-bridge");
         config.options(SESSION_OPTIONS);
         Ok(SourceDb {
-            config,
+            settings,
             host,
             port,
             user,
@@ -93,22 +90,28 @@ impl SourceDb {
         &self.user
     }
 
+    /// How connections are made (TLS included).
+    pub fn settings(&self) -> &ConnectionSettings {
+        &self.settings
+    }
+
     /// An ordinary connection; its driver task runs on the current runtime.
     pub async fn connect(&self) -> Result<tokio_postgres::Client, ReplicationError> {
-        let (client, connection) = self
-            .config
-            .connect(tokio_postgres::NoTls)
+        self.settings
+            .connect()
             .await
-            .map_err(|e| self.classify_connect_error(&e))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("database connection closed: {e}");
-            }
-        });
-        Ok(client)
+            .map_err(|e| self.classify_connect_error(&e))
     }
 
     fn classify_connect_error(&self, err: &tokio_postgres::Error) -> ReplicationError {
+        if let Some(tls) = self.settings.tls_error(err) {
+            if tls.is_misconfiguration() {
+                return ReplicationError::Tls {
+                    target: self.target(),
+                    reason: tls.to_string(),
+                };
+            }
+        }
         let reason = pg_reason(err);
         let login = err.as_db_error().is_some_and(|db| {
             let code = db.code().code();
@@ -139,9 +142,24 @@ impl SourceDb {
             publication.to_owned(),
         )
         .with_port(self.port)
-        .with_tls(TlsConfig::disabled())
+        .with_tls(self.settings.replication_tls())
         .with_application_name("chatwoot-glpi-bridge");
         cfg.with_options(SESSION_OPTIONS)
+    }
+
+    /// Classifies an error of a replication connection on `slot`, TLS
+    /// failures explained as for ordinary connections.
+    pub fn wire_error(&self, slot: &str, err: pgwire_replication::PgWireError) -> ReplicationError {
+        if let pgwire_replication::PgWireError::Tls(text) = &err {
+            let tls = self.settings.replication_tls_error(text);
+            if tls.is_misconfiguration() {
+                return ReplicationError::Tls {
+                    target: self.target(),
+                    reason: tls.to_string(),
+                };
+            }
+        }
+        ReplicationError::from_wire(slot, &self.target(), err)
     }
 }
 

@@ -177,7 +177,7 @@ impl State {
         let Some(last) = transactions.last() else {
             return Ok(None);
         };
-        let tx = self.conn_mut().transaction()?;
+        let tx = super::write_transaction(self.conn_mut())?;
         for transaction in transactions {
             append(&tx, *transaction)?;
         }

@@ -8,6 +8,16 @@
 //! file at once (replication's writer thread, the planner, workers): WAL mode
 //! lets readers run beside the single writer, and `busy_timeout` makes a
 //! writer wait for another instead of failing.
+//!
+//! Every write transaction starts with [`write_transaction`] (`BEGIN
+//! IMMEDIATE`): a deferred transaction that reads first and writes later must
+//! upgrade its read lock, and SQLite refuses that upgrade at once ("database
+//! is locked") while another connection writes, without consulting
+//! `busy_timeout`. Taking the write lock at `BEGIN` makes it wait instead.
+//!
+//! Commands that only look ([`State::open_read_only`]: `status`, `check`,
+//! the metrics sampler) open the file read-only, apply no schema and never
+//! create it, so they cannot take the write lock from a running bridge.
 
 pub mod changes;
 pub mod mappings;
@@ -16,7 +26,7 @@ pub mod replication;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 /// Every module's schema, applied in this order by [`State::open`].
 /// Append yours here (`(name, sql)`; the name appears in errors).
@@ -52,6 +62,9 @@ pub enum StateError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    /// Commands that only read never create a state file.
+    #[error("there is no state file at {path}")]
+    Missing { path: PathBuf },
     #[error("state file error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("a change in the state file cannot be read (written by another version?): {0}")]
@@ -98,6 +111,29 @@ fn create_private(path: &Path) {
         .open(path);
 }
 
+/// `file:///…?immutable=1` for a state file without a `-wal` file, else
+/// `None`.
+fn immutable_uri(path: &Path) -> Option<String> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if Path::new(&wal).exists() {
+        return None;
+    }
+    let absolute = std::fs::canonicalize(path).ok()?;
+    let mut uri = url::Url::from_file_path(absolute).ok()?;
+    uri.set_query(Some("immutable=1"));
+    Some(uri.into())
+}
+
+/// Starts a write transaction on the state file: `BEGIN IMMEDIATE`, which
+/// waits (up to the busy timeout) for another connection's write to finish.
+/// Every transaction that writes uses this, never a deferred `BEGIN`: a
+/// deferred transaction that has read cannot wait for the write lock (see
+/// the module comment).
+pub fn write_transaction(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
 impl State {
     /// Opens (creating if needed) the state file and applies every module's
     /// schema.
@@ -132,6 +168,37 @@ impl State {
         Ok(State { conn, path })
     }
 
+    /// Opens an existing state file for reading only: no schema applied, no
+    /// pragma written, nothing created ([`StateError::Missing`] if there is
+    /// no file). Safe beside a running bridge: it never takes the write lock.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<State, StateError> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_file() {
+            return Err(StateError::Missing { path });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = match immutable_uri(&path) {
+            // No `-wal` file: no connection has the file open (SQLite removes
+            // it on the last close) and the database is all in the main
+            // file. A plain read-only open would create `-wal` and `-shm`
+            // and leave them behind; reading the file as immutable creates
+            // nothing.
+            Some(uri) => Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI),
+            // A bridge has the file open: read beside it through its WAL.
+            None => Connection::open_with_flags(&path, flags),
+        }
+        .map_err(|source| StateError::opening(&path, source))?;
+        let open_err = |source| StateError::opening(&path, source);
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        // Reading the schema here reports a damaged or foreign file as
+        // `Unusable` at open, like `open` does.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(open_err)?;
+        Ok(State { conn, path })
+    }
+
     /// The SQLite connection, for modules that own tables in this file.
     pub fn conn(&self) -> &Connection {
         &self.conn
@@ -145,6 +212,28 @@ impl State {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// For tests of writers: another connection takes the write lock (an
+/// uncommitted write, like a worker's commit in progress) and keeps it for
+/// `hold`; returns once the lock is held.
+#[cfg(test)]
+pub(crate) fn hold_write_lock(path: &Path, hold: Duration) -> std::thread::JoinHandle<()> {
+    let mut other = State::open(path).unwrap();
+    let (locked, wait_locked) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let tx = write_transaction(other.conn_mut()).unwrap();
+        tx.execute(
+            "UPDATE replication_state SET confirmed_lsn = confirmed_lsn",
+            [],
+        )
+        .unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(hold);
+        tx.commit().unwrap();
+    });
+    wait_locked.recv().unwrap();
+    holder
 }
 
 #[cfg(test)]
@@ -190,6 +279,101 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");
         }
+    }
+
+    /// The planner's "database is locked" errors, reproduced: a deferred
+    /// transaction that has read cannot wait for the write lock (SQLite
+    /// fails the upgrade at once, `busy_timeout` notwithstanding), while
+    /// `write_transaction` waits for the other writer and goes on.
+    #[test]
+    fn a_write_transaction_waits_where_a_deferred_upgrade_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite3");
+        let mut state = State::open(&path).unwrap();
+        let write = "UPDATE replication_state SET slot_name = slot_name";
+        let read = |tx: &Transaction<'_>| {
+            tx.query_row("SELECT count(*) FROM replication_state", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
+        };
+
+        let holder = hold_write_lock(&path, Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let deferred = state.conn_mut().transaction().unwrap();
+        read(&deferred);
+        let err = deferred.execute(write, []).unwrap_err();
+        assert_eq!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < BUSY_TIMEOUT / 2,
+            "failed only after waiting"
+        );
+        drop(deferred);
+        holder.join().unwrap();
+
+        let holder = hold_write_lock(&path, Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let tx = write_transaction(state.conn_mut()).unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "did not wait"
+        );
+        read(&tx);
+        tx.execute(write, []).unwrap();
+        tx.commit().unwrap();
+        holder.join().unwrap();
+    }
+
+    #[test]
+    fn read_only_opening_creates_nothing_and_never_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite3");
+
+        let err = State::open_read_only(&path).unwrap_err();
+        assert!(matches!(err, StateError::Missing { .. }), "{err:?}");
+        assert!(err.to_string().contains("state.sqlite3"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        drop(State::open(&path).unwrap());
+        let files = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        let before = files();
+        {
+            let state = State::open_read_only(&path).unwrap();
+            let rows: i64 = state
+                .conn()
+                .query_row("SELECT count(*) FROM replication_state", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rows, 1);
+            let err = state
+                .conn()
+                .execute("UPDATE replication_state SET slot_name = slot_name", [])
+                .unwrap_err();
+            assert_eq!(
+                err.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::ReadOnly),
+                "{err}"
+            );
+        }
+        assert_eq!(files(), before);
+
+        // Beside a writer holding the write lock, reading goes on at once.
+        let holder = hold_write_lock(&path, Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let state = State::open_read_only(&path).unwrap();
+        crate::state::replication::load(state.conn()).unwrap();
+        assert!(started.elapsed() < Duration::from_millis(250));
+        holder.join().unwrap();
     }
 
     #[test]

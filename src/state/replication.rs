@@ -107,12 +107,7 @@ pub struct TableProgress {
 }
 
 pub fn load(conn: &Connection) -> Result<ReplicationState, StateError> {
-    let policy: Option<String> = conn
-        .query_row("SELECT policy FROM backfill_policy WHERE id = 1", [], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    let backfill_policy = policy
+    let backfill_policy = recorded_policy(conn)?
         .map(|text| {
             text.parse::<BackfillPolicy>()
                 .map_err(|e| StateError::Corrupt(format!("the recorded backfill policy: {e}")))
@@ -151,6 +146,24 @@ pub fn load(conn: &Connection) -> Result<ReplicationState, StateError> {
     Ok(state)
 }
 
+/// The policy text recorded by [`start_backfill`]. A state file opened
+/// read-only (`status`) may come from a version without the table: none.
+fn recorded_policy(conn: &Connection) -> Result<Option<String>, StateError> {
+    let has_table: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'backfill_policy'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_table {
+        return Ok(None);
+    }
+    Ok(conn
+        .query_row("SELECT policy FROM backfill_policy WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
 /// Binds the state file to a database (first start).
 pub fn bind_source(
     conn: &Connection,
@@ -172,7 +185,7 @@ pub fn start_backfill(
     policy: BackfillPolicy,
     estimates: &[(&str, u64)],
 ) -> Result<(), StateError> {
-    let tx = conn.transaction()?;
+    let tx = super::write_transaction(conn)?;
     changes::clear(&tx)?;
     tx.execute("DELETE FROM backfill_progress", [])?;
     tx.execute(
@@ -276,6 +289,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = State::open(dir.path().join("s.sqlite3")).unwrap();
         complete_backfill(state.conn()).unwrap();
+        assert_eq!(
+            load(state.conn()).unwrap().backfill_policy,
+            Some(BackfillPolicy::All)
+        );
+        // Such a file, read before the new version opened it for writing
+        // (`status` opens read-only and creates no table).
+        state
+            .conn()
+            .execute_batch("DROP TABLE backfill_policy")
+            .unwrap();
         assert_eq!(
             load(state.conn()).unwrap().backfill_policy,
             Some(BackfillPolicy::All)

@@ -90,7 +90,7 @@ impl Committer {
 }
 
 fn commit_batch(conn: &mut Connection, batch: Vec<Request>) {
-    let mut tx = match conn.transaction() {
+    let mut tx = match crate::state::write_transaction(conn) {
         Ok(tx) => tx,
         Err(e) => {
             for request in batch {

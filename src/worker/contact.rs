@@ -153,7 +153,7 @@ pub async fn ensure_contact(
     let glpi_id = find_or_create(ctx, &fields).await?;
     let synced = serde_json::to_string(&fields).expect("fields serialize");
     ctx.with_state(|s| -> Result<(), JobError> {
-        let tx = s.conn_mut().transaction()?;
+        let tx = crate::state::write_transaction(s.conn_mut())?;
         mappings::record_contact(
             &tx,
             contact.id,

@@ -182,7 +182,7 @@ async fn find_followup(
 async fn reconcile(ctx: &JobContext, ticket: &TicketLink) -> Result<(), JobError> {
     let found = followups_by_message(ctx, ticket.glpi_ticket_id).await?;
     ctx.with_state(|s| -> Result<(), JobError> {
-        let tx = s.conn_mut().transaction()?;
+        let tx = crate::state::write_transaction(s.conn_mut())?;
         for (message_id, followup_id) in &found {
             mappings::record_followup(&tx, *message_id, ticket.conversation_id, *followup_id)?;
         }

@@ -132,7 +132,7 @@ impl JobEnv {
     /// Enqueues jobs (account 1) in one transaction and wakes the workers.
     pub fn enqueue(&self, jobs: &[(&str, &str, JobKind)]) {
         let mut state = self.state();
-        let tx = state.conn_mut().transaction().unwrap();
+        let tx = chatwoot_glpi_bridge::state::write_transaction(state.conn_mut()).unwrap();
         for (queue, key, kind) in jobs {
             outbox::enqueue(&tx, 1, queue, key, kind).unwrap();
         }
@@ -194,6 +194,9 @@ pub struct BridgeSetup {
     pub settle_timeout: Duration,
     /// Which history the first start's backfill sends to GLPI.
     pub backfill: chatwoot_glpi_bridge::config::BackfillPolicy,
+    /// Appended to the database URL the bridge is given (e.g.
+    /// `?sslmode=require`); the test's own connections do not use it.
+    pub database_url_suffix: String,
 }
 
 impl BridgeSetup {
@@ -214,6 +217,7 @@ impl BridgeSetup {
             seed_sql: None,
             settle_timeout: Duration::from_secs(60),
             backfill: chatwoot_glpi_bridge::config::BackfillPolicy::All,
+            database_url_suffix: String::new(),
         }
     }
 }
@@ -305,7 +309,7 @@ impl BridgeEnv {
         let dir = tempfile::tempdir().expect("tempdir");
         let state_path = dir.path().join("state.sqlite3");
         let mut options = chatwoot_glpi_bridge::cli::run::BridgeOptions::new(
-            Secret::new(db.url.clone()),
+            Secret::new(format!("{}{}", db.url, setup.database_url_suffix)),
             state_path.clone(),
         );
         options.replication.names.slot = format!("s_{}", db.name);

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatwoot_glpi_bridge::sandbox_postgres::{self, SandboxPostgres};
-pub use chatwoot_glpi_bridge::sandbox_postgres::{SandboxOptions as ClusterOptions, WalLevel};
+pub use chatwoot_glpi_bridge::sandbox_postgres::{
+    SandboxOptions as ClusterOptions, SandboxSsl, WalLevel,
+};
 
 /// Password of the superuser `postgres` in every test cluster.
 pub const SUPERUSER_PASSWORD: &str = sandbox_postgres::DEFAULT_SUPERUSER_PASSWORD;

@@ -14,6 +14,7 @@
 pub mod bridge;
 pub mod cluster;
 pub mod replication;
+pub mod tls;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;

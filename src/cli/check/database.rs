@@ -4,8 +4,9 @@ use tokio_postgres::Client;
 
 use super::CheckLine;
 use crate::chatwoot::Table;
-use crate::cli::context::connect_database;
 use crate::config::{how_to_set, Config, DatabaseUrl, Key};
+use crate::replication::SourceDb;
+use crate::secret::Secret;
 use crate::state::replication as repl_state;
 
 /// Tables whose `additional_attributes` receive GLPI ids.
@@ -30,11 +31,17 @@ pub async fn check(config: &Config, lines: &mut Vec<CheckLine>) -> Option<Client
             return None;
         }
     };
-    let client = match connect_database(config).await {
-        Ok(client) => client,
+    // One SourceDb for both connections, made as `run` makes them (TLS
+    // included).
+    let connected = match SourceDb::from_url(&Secret::new(url.expose())) {
+        Ok(source) => source.connect().await.map(|client| (source, client)),
+        Err(e) => Err(e),
+    };
+    let (source, client) = match connected {
+        Ok(connected) => connected,
         Err(e) => {
             // The connection error already says what to check.
-            lines.push(CheckLine::fail("database", format!("{e:#}")));
+            lines.push(CheckLine::fail("database", e.to_string()));
             return None;
         }
     };
@@ -44,7 +51,15 @@ pub async fn check(config: &Config, lines: &mut Vec<CheckLine>) -> Option<Client
             format!("a catalog query failed: {}", pg_error_text(&e)),
         ));
     }
-    replication_connection(url, config, lines).await;
+    match source.settings().describe_encryption(&client).await {
+        Ok(e) if e.encrypted => lines.push(CheckLine::pass("tls", e.description)),
+        Ok(e) => lines.push(CheckLine::note("tls", e.description)),
+        Err(e) => lines.push(CheckLine::fail(
+            "tls",
+            format!("cannot read pg_stat_ssl: {}", pg_error_text(&e)),
+        )),
+    }
+    replication_connection(url, &source, config, lines).await;
     Some(client)
 }
 
@@ -338,24 +353,13 @@ async fn catalog_checks(
 /// A logical replication connection is a different pg_hba.conf match than an
 /// ordinary one; try one (IDENTIFY_SYSTEM, nothing started) and compare the
 /// system with the one the state file belongs to.
-async fn replication_connection(url: &DatabaseUrl, config: &Config, lines: &mut Vec<CheckLine>) {
-    let host = url
-        .host()
-        .map(str::to_owned)
-        .or_else(|| url.param("host"))
-        .unwrap_or_else(|| "localhost".to_owned());
-    let replication_config = pgwire_replication::ReplicationConfig::new(
-        host,
-        url.user().to_owned(),
-        url.password()
-            .map(|p| p.expose().to_owned())
-            .unwrap_or_default(),
-        url.database(),
-        config.slot_name.clone(),
-        config.publication_name.clone(),
-    )
-    .with_port(url.port())
-    .with_tls(pgwire_replication::TlsConfig::disabled());
+async fn replication_connection(
+    url: &DatabaseUrl,
+    source: &SourceDb,
+    config: &Config,
+    lines: &mut Vec<CheckLine>,
+) {
+    let replication_config = source.replication_config(&config.slot_name, &config.publication_name);
     let identified = async {
         let mut client =
             pgwire_replication::ReplicationClient::connect_gated(replication_config).await?;
@@ -365,6 +369,11 @@ async fn replication_connection(url: &DatabaseUrl, config: &Config, lines: &mut 
     };
     let system = match tokio::time::timeout(std::time::Duration::from_secs(15), identified).await {
         Ok(Ok(system)) => system,
+        Ok(Err(e @ pgwire_replication::PgWireError::Tls(_))) => {
+            let err = source.wire_error(&config.slot_name, e);
+            lines.push(CheckLine::fail("replication", err.to_string()));
+            return;
+        }
         Ok(Err(e)) => {
             lines.push(CheckLine::fail(
                 "replication",
@@ -428,7 +437,7 @@ fn state_file(config: &Config, system_id: &str, database: &str, lines: &mut Vec<
         });
         return;
     }
-    let loaded = crate::state::State::open(path)
+    let loaded = crate::state::State::open_read_only(path)
         .map_err(|e| e.to_string())
         .and_then(|s| repl_state::load(s.conn()).map_err(|e| e.to_string()));
     match loaded {

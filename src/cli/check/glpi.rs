@@ -83,10 +83,14 @@ pub async fn check(config: &Config, db: Option<&Client>, lines: &mut Vec<CheckLi
     if instances.is_empty() {
         lines.push(CheckLine::fail(
             "accounts",
-            "no Chatwoot account is set up to sync, so the bridge would send GLPI nothing.\n\
-             Enable the GLPI integration for an account (an integrations_hooks row with app_id 'glpi' \
-             and the crm_integration feature), or name accounts with GLPI_ACCOUNT_IDS and the GLPI_* \
-             settings (see the README).",
+            format!(
+                "no Chatwoot account is set up to sync, so the bridge would send GLPI nothing.\n\
+                 Enable the GLPI integration for an account (an integrations_hooks row with app_id \
+                 'glpi' and the crm_integration feature), or name accounts with {} and set their \
+                 GLPI API URL with {} and tokens (see the README).",
+                crate::config::how_to_set(crate::config::Key::AccountIds),
+                crate::config::how_to_set(crate::config::Key::AccountApiUrl)
+            ),
         ));
         return;
     }

@@ -17,6 +17,7 @@ use crate::config::{Config, ConfigArgs};
 #[command(after_long_help = "\
 Checks, in order, with a PASS or FAIL line each (and NOTE lines that need no action):
   database     reachable with DATABASE_URL; PostgreSQL version, role and database
+  tls          whether the connection is encrypted, under which sslmode, what is verified
   wal_level    is `logical` (needs a PostgreSQL restart to change)
   privileges   REPLICATION (or superuser); SELECT on the Chatwoot tables the bridge reads;
                UPDATE on contacts and conversations (GLPI ids are written back)
