@@ -25,6 +25,9 @@ enum Command {
     /// List, retry or drop jobs that failed permanently (GLPI refused them or
     /// the record cannot be synced); each blocks only its own conversation.
     Parked(cli::parked::Args),
+    /// Sync one contact or conversation again, checking GLPI itself: what
+    /// GLPI lost is found again or recreated, never duplicated.
+    Resync(cli::resync::Args),
     /// Preflight: database, wal_level, privileges, publication, slot, state
     /// file and each account's GLPI, a PASS/FAIL line each; exit code 0 only
     /// if all pass. Changes nothing.
@@ -46,6 +49,7 @@ async fn main() -> std::process::ExitCode {
         Command::SetupSql(args) => cli::setup_sql::execute(args).await,
         Command::GlpiSandbox(args) => cli::glpi_sandbox::execute(args).await,
         Command::Parked(args) => cli::parked::execute(args).await,
+        Command::Resync(args) => cli::resync::execute(args).await,
         Command::Check(args) => cli::check::execute(args).await,
         Command::Demo(args) => cli::demo::execute(args).await,
         Command::Status(args) => cli::status::execute(args).await,

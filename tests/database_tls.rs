@@ -354,7 +354,7 @@ async fn check_says_whether_the_connection_is_encrypted() {
             println!("{}", render(&lines));
             lines
                 .into_iter()
-                .find(|l| l.name == "tls")
+                .find(|l| l.name == "tls" || l.failed())
                 .map(|l| l.outcome)
         }
     };
@@ -376,6 +376,21 @@ async fn check_says_whether_the_connection_is_encrypted() {
     match check(bridge_url(&db, "127.0.0.1", "sslmode=disable")).await {
         Some(Outcome::Note(line)) => {
             assert!(line.starts_with("not encrypted (sslmode=disable"), "{line}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // An unreadable sslrootcert is named before anything connects.
+    match check(bridge_url(
+        &db,
+        "localhost",
+        "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+    ))
+    .await
+    {
+        Some(Outcome::Fail(line)) => {
+            assert!(line.contains("TLS settings"), "{line}");
+            assert!(line.contains("sslrootcert=/nonexistent/ca.pem"), "{line}");
+            assert!(!line.contains(BRIDGE_PASSWORD), "{line}");
         }
         other => panic!("{other:?}"),
     }

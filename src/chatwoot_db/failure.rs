@@ -64,6 +64,13 @@ impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mode = self.settings.mode;
         match &self.failure {
+            TlsFailure::ServerRefusesTls if self.host.starts_with('/') => write!(
+                f,
+                "DATABASE_URL asks for sslmode={mode} over the Unix socket {}, but PostgreSQL \
+                 never uses SSL on Unix sockets: use sslmode=disable or sslmode=prefer for a \
+                 socket, or connect over TCP (host name) to use TLS",
+                self.host
+            ),
             TlsFailure::ServerRefusesTls => write!(
                 f,
                 "the server at {} does not accept SSL connections, but DATABASE_URL asks for \

@@ -26,8 +26,14 @@ use connector::{LearnedName, RustlsConnect};
 /// A connection string that cannot be used (the reason never includes the
 /// string, which holds the password).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidConnectionString(pub String);
+pub enum InvalidConnectionString {
+    /// Not a connection string tokio-postgres can read.
+    #[error("{0}")]
+    Syntax(String),
+    /// The TLS parameters: an unknown sslmode, an unreadable sslrootcert…
+    #[error("{0}")]
+    Tls(String),
+}
 
 /// Where Chatwoot's database is and how to talk to it securely. Parse it
 /// from `DATABASE_URL` (`postgres://…?sslmode=verify-full&sslrootcert=…` or
@@ -60,9 +66,9 @@ impl FromStr for ConnectionSettings {
     type Err = InvalidConnectionString;
 
     fn from_str(conn: &str) -> Result<ConnectionSettings, InvalidConnectionString> {
-        let (rest, tls) = sslmode::split_tls_params(conn).map_err(InvalidConnectionString)?;
+        let (rest, tls) = sslmode::split_tls_params(conn).map_err(InvalidConnectionString::Tls)?;
         let mut pg = tokio_postgres::Config::from_str(&rest)
-            .map_err(|e| InvalidConnectionString(e.to_string()))?;
+            .map_err(|e| InvalidConnectionString::Syntax(e.to_string()))?;
         pg.ssl_mode(match tls.mode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -74,7 +80,8 @@ impl FromStr for ConnectionSettings {
         let rustls = match tls.mode {
             SslMode::Disable => None,
             _ => Some(
-                connector::client_config(&tls, &learned_name).map_err(InvalidConnectionString)?,
+                connector::client_config(&tls, &learned_name)
+                    .map_err(InvalidConnectionString::Tls)?,
             ),
         };
         Ok(ConnectionSettings {

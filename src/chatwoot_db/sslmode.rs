@@ -113,6 +113,12 @@ pub fn split_tls_params(conn: &str) -> Result<(String, TlsSettings), String> {
                     path => Some(PathBuf::from(path)),
                 }
             }
+            "channel_binding" if value == "require" => {
+                return Err("channel_binding=require is not supported: the replication \
+                            connection cannot bind SCRAM to TLS; sslmode=verify-full (with \
+                            sslrootcert) is what protects against a man in the middle"
+                    .into())
+            }
             k if UNSUPPORTED.contains(&k) => {
                 return Err(format!(
                     "{k} is not supported: the bridge does not present a client certificate; \
@@ -288,5 +294,9 @@ mod tests {
         assert!(err.contains("verify-full"), "{err}");
         let err = split_tls_params("postgres://u@h/db?sslcert=/c.pem").unwrap_err();
         assert!(err.contains("sslcert is not supported"), "{err}");
+        let err = split_tls_params("postgres://u@h/db?channel_binding=require").unwrap_err();
+        assert!(err.contains("verify-full"), "{err}");
+        let (rest, _) = split_tls_params("postgres://u@h/db?channel_binding=disable").unwrap();
+        assert_eq!(rest, "postgres://u@h/db?channel_binding=disable");
     }
 }

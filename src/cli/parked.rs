@@ -140,8 +140,10 @@ pub fn render_list(jobs: &[ParkedJob], now: SystemTime) -> String {
 pub fn describe_job(kind: &JobKind) -> String {
     let name = kind.name();
     match kind {
-        JobKind::SyncContact { contact } => format!("{name} for contact {}", contact.id),
-        JobKind::CreateTicket { conversation, .. } => {
+        JobKind::SyncContact { contact } | JobKind::ResyncContact { contact } => {
+            format!("{name} for contact {}", contact.id)
+        }
+        JobKind::CreateTicket { conversation, .. } | JobKind::ResyncTicket { conversation, .. } => {
             format!("{name} for conversation {}", conversation.id)
         }
         JobKind::UpdateTicket {

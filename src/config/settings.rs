@@ -103,7 +103,8 @@ impl Key {
                 meaning: "Chatwoot's PostgreSQL, e.g. postgres://bridge:PASSWORD@db:5432/chatwoot_production. \
                           The role needs REPLICATION (or superuser) and UPDATE on contacts and conversations \
                           (see `setup-sql`). The password is never printed; prefer the environment or the file \
-                          to the flag, which other users can see in `ps`.",
+                          to the flag, which other users can see in `ps`. TLS: add ?sslmode=verify-full&sslrootcert=/path/ca.pem \
+                          (sslmode disable, prefer (default), require, verify-ca or verify-full, as libpq).",
             },
             Key::StateFile => &SettingDef {
                 toml_key: "state_file",

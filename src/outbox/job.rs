@@ -103,6 +103,20 @@ pub enum JobKind {
     WriteBackContact { contact_id: i64 },
     /// Merge ticket_id + last_synced_message_id (read from the mappings).
     WriteBackConversation { conversation_id: i64 },
+    /// `resync contact`: check the contact's GLPI record still exists
+    /// (recreating or relinking it if not) and send every field again.
+    ResyncContact { contact: ContactSnapshot },
+    /// `resync conversation`: check the ticket still exists (else find it by
+    /// marker or create it from `first_message`), set its status and
+    /// priority, and record which followups GLPI really has, so the
+    /// CreateFollowup jobs queued behind this one post only what is missing.
+    ResyncTicket {
+        conversation: ConversationSnapshot,
+        contact: Option<ContactSnapshot>,
+        /// The conversation's first syncable message, for a ticket that has
+        /// to be created again (`None`: no message to create it from).
+        first_message: Option<MessageSnapshot>,
+    },
 }
 
 impl JobKind {
@@ -116,6 +130,8 @@ impl JobKind {
             JobKind::UpdateFollowup { .. } => "update_followup",
             JobKind::WriteBackContact { .. } => "write_back_contact",
             JobKind::WriteBackConversation { .. } => "write_back_conversation",
+            JobKind::ResyncContact { .. } => "resync_contact",
+            JobKind::ResyncTicket { .. } => "resync_ticket",
         }
     }
 
@@ -205,6 +221,21 @@ pub mod keys {
 
     pub fn write_back_conversation(conversation_id: i64) -> String {
         format!("writeback:conversation:{conversation_id}")
+    }
+
+    // A resync's keys carry no change number: asking again while one is
+    // still queued adds nothing (done jobs are deleted, so a later resync
+    // is queued anew).
+    pub fn resync_contact(contact_id: i64) -> String {
+        format!("resync:contact:{contact_id}")
+    }
+
+    pub fn resync_ticket(conversation_id: i64) -> String {
+        format!("resync:ticket:conversation:{conversation_id}")
+    }
+
+    pub fn resync_followup(message_id: i64) -> String {
+        format!("resync:followup:message:{message_id}")
     }
 }
 

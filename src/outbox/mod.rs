@@ -18,9 +18,11 @@ pub use job::{
     keys, AttachmentSnapshot, ContactSnapshot, ConversationSnapshot, Job, JobKind, MessageSnapshot,
 };
 pub use store::{
-    complete, depth, drop_parked, enqueue, finish, mark_started, next_not_before, next_runnable,
-    next_runnable_at, oldest_pending_age, park, parked, parked_counts, patch_unstarted,
-    retry_later, retry_parked, Enqueued, OutboxDepth, ParkedJob, ParkedSelection,
+    complete, depth, drop_parked, enqueue, enqueue_contact_write_back,
+    enqueue_conversation_write_back, finish, mark_started, next_not_before, next_runnable,
+    next_runnable_at, oldest_pending_age, park, parked, parked_counts, parked_head,
+    patch_unstarted, queued_job_state, retry_later, retry_parked, Enqueued, OutboxDepth, ParkedJob,
+    ParkedSelection, QueuedJobState,
 };
 
 /// The outbox tables (applied by `state::State::open`).

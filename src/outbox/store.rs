@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::{Job, JobKind, OutboxError};
+use super::{keys, Job, JobKind, OutboxError};
 
 /// Milliseconds since the Unix epoch (the outbox's clock).
 fn now_ms() -> i64 {
@@ -103,6 +103,77 @@ pub fn enqueue(
         now_ms()
     ])?;
     Ok(Enqueued::New(conn.last_insert_rowid()))
+}
+
+/// Enqueues the write-back of a contact's GLPI id, at the tail of the
+/// contact's queue (after the jobs that produce the id).
+pub fn enqueue_contact_write_back(
+    conn: &Connection,
+    account_id: i64,
+    contact_id: i64,
+) -> Result<Enqueued, OutboxError> {
+    enqueue(
+        conn,
+        account_id,
+        &keys::contact_queue(contact_id),
+        &keys::write_back_contact(contact_id),
+        &JobKind::WriteBackContact { contact_id },
+    )
+}
+
+/// Enqueues the write-back of a conversation's ticket id and progress, at
+/// the tail of the conversation's queue.
+pub fn enqueue_conversation_write_back(
+    conn: &Connection,
+    account_id: i64,
+    conversation_id: i64,
+) -> Result<Enqueued, OutboxError> {
+    enqueue(
+        conn,
+        account_id,
+        &keys::conversation_queue(conversation_id),
+        &keys::write_back_conversation(conversation_id),
+        &JobKind::WriteBackConversation { conversation_id },
+    )
+}
+
+/// A job still in the outbox, as `resync --wait` follows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedJobState {
+    pub parked_reason: Option<String>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// Where job `id` stands; `None` once it is done (done jobs are deleted) or
+/// dropped.
+pub fn queued_job_state(conn: &Connection, id: i64) -> Result<Option<QueuedJobState>, OutboxError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT CASE WHEN state = 'parked' THEN COALESCE(parked_reason, '') END,
+                    attempts, last_error
+             FROM outbox_jobs WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok(QueuedJobState {
+                parked_reason: r.get(0)?,
+                attempts: r.get(1)?,
+                last_error: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// The parked job at the head of `queue`, if any (it blocks the queue), with
+/// its reason.
+pub fn parked_head(conn: &Connection, queue: &str) -> Result<Option<(i64, String)>, OutboxError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, COALESCE(parked_reason, '') FROM outbox_jobs
+             WHERE queue = ?1 AND state = 'parked' ORDER BY id LIMIT 1",
+        )?
+        .query_row([queue], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
 }
 
 /// Changes a job that no worker can have started: a pending job that is not

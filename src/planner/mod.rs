@@ -6,6 +6,8 @@
 //! - `cache`: the last known Chatwoot rows (resolves unchanged TOAST and
 //!   DELETEs that carry only an id);
 //! - `plan`: the rules, change → jobs;
+//! - `resync`: the jobs of the operator's `resync` command, from the same
+//!   cache and rules;
 //! - this module: the drain loop. Each batch is read from the change log in
 //!   seq order and applied in ONE SQLite transaction together with the jobs
 //!   it plans and the deletion of the consumed changes, so a crash re-applies
@@ -14,6 +16,7 @@
 pub mod accounts;
 pub mod cache;
 pub mod plan;
+pub mod resync;
 pub mod settings;
 
 use std::sync::Arc;
@@ -35,6 +38,8 @@ mod plan_backfill_tests;
 mod plan_message_tests;
 #[cfg(test)]
 mod plan_tests;
+#[cfg(test)]
+mod resync_tests;
 #[cfg(test)]
 mod test_support;
 

@@ -24,6 +24,7 @@ use super::settings::AccountSettings;
 mod messages;
 
 pub use messages::preload_backfilled_attachments;
+pub(super) use messages::{attachment_snapshot, excluded_by_rule, message_snapshot};
 
 /// The reason shown for contacts without name, email or phone.
 pub const CONTACT_NOT_IDENTIFIABLE: &str = "Contact not identifiable";
@@ -434,7 +435,7 @@ impl ContactKeys {
     }
 }
 
-fn contact_snapshot(c: &CachedContact) -> ContactSnapshot {
+pub(super) fn contact_snapshot(c: &CachedContact) -> ContactSnapshot {
     ContactSnapshot {
         id: c.id,
         account_id: c.account_id,
@@ -445,7 +446,7 @@ fn contact_snapshot(c: &CachedContact) -> ContactSnapshot {
     }
 }
 
-fn conversation_snapshot(c: &CachedConversation) -> ConversationSnapshot {
+pub(super) fn conversation_snapshot(c: &CachedConversation) -> ConversationSnapshot {
     ConversationSnapshot {
         id: c.id,
         account_id: c.account_id,

@@ -25,9 +25,10 @@ use pgwire_replication::ReplicationClient;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
+use super::current::{present_columns, text_query};
 use super::error::ReplicationError;
 use super::source::SourceDb;
-use crate::chatwoot::text::{ColumnMap, RowError};
+use crate::chatwoot::text::RowError;
 use crate::chatwoot::{Change, RowOp, Table};
 use crate::config::BackfillPolicy;
 use crate::lsn::Lsn;
@@ -204,27 +205,6 @@ pub async fn copy_snapshot(
     })
 }
 
-/// Those of `wanted` columns of `table` that this database has, in order
-/// (an older Chatwoot may lack some: they read as NULL).
-async fn present_columns(
-    client: &Client,
-    table: Table,
-    wanted: &[&str],
-) -> Result<Vec<String>, ReplicationError> {
-    let rows = client
-        .query(
-            "SELECT c FROM unnest($1::text[]) WITH ORDINALITY AS w(c, n)
-             WHERE EXISTS (SELECT 1 FROM pg_attribute
-                           WHERE attrelid = to_regclass(format('public.%I', $2::text))
-                             AND attname = c AND attnum > 0 AND NOT attisdropped)
-             ORDER BY n",
-            &[&wanted, &table.name()],
-        )
-        .await
-        .map_err(|e| ReplicationError::from_pg("reading table columns", &e))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn copy_table(
     client: &Client,
@@ -247,13 +227,7 @@ async fn copy_table(
             return Ok(BackfillOutcome::Complete { consistent_point });
         }
     };
-    let columns = present_columns(client, table, table.columns()).await?;
-    let map = ColumnMap::new(table, columns.iter().map(String::as_str));
-    let select_list = columns
-        .iter()
-        .map(|c| format!("\"{c}\"::text"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let (map, select_list, column_count) = text_query(client, table).await?;
     let sql = format!(
         "SELECT t.id::bigint, ({sent}) AS sent, {select_list} FROM public.{} AS t \
          WHERE t.id > $1::bigint AND ({read}) ORDER BY t.id LIMIT $2::bigint",
@@ -286,7 +260,7 @@ async fn copy_table(
             } else {
                 RowOp::SnapshotCacheOnly
             };
-            let values = (2..columns.len() + 2).map(|i| row.get::<_, Option<&str>>(i));
+            let values = (2..column_count + 2).map(|i| row.get::<_, Option<&str>>(i));
             match map.build_row(values) {
                 Ok(built) => changes.push(Change::Row { op, row: built }),
                 Err(error) => rejected.push((op, error)),

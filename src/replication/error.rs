@@ -18,6 +18,9 @@ pub enum ReplicationError {
     #[error("cannot reach PostgreSQL at {target}: {reason}. Check the host and port in DATABASE_URL and that the server accepts connections from this machine")]
     Unreachable { target: String, reason: String },
 
+    #[error("DATABASE_URL's TLS settings cannot be used: {reason}")]
+    InvalidTlsSettings { reason: String },
+
     #[error("TLS to PostgreSQL at {target} failed: {reason}")]
     Tls { target: String, reason: String },
 

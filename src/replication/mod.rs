@@ -10,6 +10,7 @@
 //! lost connection, until its [`CancellationToken`] is cancelled.
 
 pub mod backfill;
+pub mod current;
 pub mod error;
 pub mod pgoutput;
 pub mod relations;

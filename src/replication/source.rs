@@ -9,7 +9,7 @@ use std::time::Duration;
 use pgwire_replication::ReplicationConfig;
 
 use super::error::{pg_reason, ReplicationError};
-use crate::chatwoot_db::ConnectionSettings;
+use crate::chatwoot_db::{ConnectionSettings, InvalidConnectionString};
 use crate::secret::Secret;
 
 /// Session settings of every connection: the backfill's `::text` values and
@@ -38,12 +38,12 @@ impl SourceDb {
     /// Parses a `postgres://user:password@host:port/database` URL (or a
     /// libpq key=value string).
     pub fn from_url(url: &Secret) -> Result<SourceDb, ReplicationError> {
-        let mut settings: ConnectionSettings =
-            url.expose()
-                .parse()
-                .map_err(|e: crate::chatwoot_db::InvalidConnectionString| {
-                    ReplicationError::InvalidDatabaseUrl { reason: e.0 }
-                })?;
+        let mut settings: ConnectionSettings = url.expose().parse().map_err(|e| match e {
+            InvalidConnectionString::Syntax(reason) => {
+                ReplicationError::InvalidDatabaseUrl { reason }
+            }
+            InvalidConnectionString::Tls(reason) => ReplicationError::InvalidTlsSettings { reason },
+        })?;
         let (host, port) = (settings.host(), settings.port());
         let config = settings.pg_config();
         let user = config.get_user().map(str::to_owned).ok_or_else(|| {

@@ -214,15 +214,15 @@ pub fn record_ticket(conn: &Connection, link: &TicketLink) -> rusqlite::Result<(
     conn.execute(
         "INSERT INTO ticket_links (conversation_id, account_id, glpi_ticket_id,
              last_synced_message_id, first_message_id, glpi_status, glpi_priority,
-             display_id, description_tail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             display_id, description_tail, reconciled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (conversation_id) DO UPDATE SET glpi_ticket_id = excluded.glpi_ticket_id,
              last_synced_message_id = MAX(COALESCE(last_synced_message_id, 0),
                                           COALESCE(excluded.last_synced_message_id, 0)),
              first_message_id = excluded.first_message_id,
              glpi_status = excluded.glpi_status, glpi_priority = excluded.glpi_priority,
              display_id = excluded.display_id, description_tail = excluded.description_tail,
-             reconciled = 1",
+             reconciled = excluded.reconciled",
         params![
             link.conversation_id,
             link.account_id,
@@ -233,6 +233,7 @@ pub fn record_ticket(conn: &Connection, link: &TicketLink) -> rusqlite::Result<(
             link.glpi_priority,
             link.display_id,
             link.description_tail,
+            link.reconciled,
         ],
     )?;
     Ok(())
@@ -319,6 +320,48 @@ pub fn record_followup(
         params![conversation_id, message_id],
     )?;
     Ok(())
+}
+
+/// How many followups of a conversation are recorded.
+pub fn followup_count(conn: &Connection, conversation_id: i64) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT count(*) FROM followup_links WHERE conversation_id = ?1",
+        [conversation_id],
+        |r| r.get(0),
+    )
+}
+
+/// Forgets a conversation's ticket and followups (the ticket is gone from
+/// GLPI): the next CreateTicket looks GLPI up by marker, then creates.
+pub fn forget_ticket(conn: &Connection, conversation_id: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM followup_links WHERE conversation_id = ?1",
+        [conversation_id],
+    )?;
+    conn.execute(
+        "DELETE FROM ticket_links WHERE conversation_id = ?1",
+        [conversation_id],
+    )?;
+    Ok(())
+}
+
+/// Makes a conversation's followup links exactly `found` (message id,
+/// followup id), as read from the ticket in GLPI, and marks the ticket
+/// reconciled: links to followups GLPI no longer has are dropped, so their
+/// messages are posted again.
+pub fn replace_followups(
+    conn: &Connection,
+    conversation_id: i64,
+    found: &[(i64, i64)],
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM followup_links WHERE conversation_id = ?1",
+        [conversation_id],
+    )?;
+    for &(message_id, followup_id) in found {
+        record_followup(conn, message_id, conversation_id, followup_id)?;
+    }
+    mark_reconciled(conn, conversation_id)
 }
 
 #[cfg(test)]

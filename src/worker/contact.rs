@@ -101,37 +101,43 @@ pub async fn sync_contact_job(
             ctx.glpi
                 .update(person_type.itemtype(), link.glpi_id, &input)
                 .await?;
-            let (contact_id, account_id, glpi_id) = (contact.id, contact.account_id, link.glpi_id);
-            ctx.complete(job, move |tx| {
-                mappings::record_contact(
-                    tx,
-                    contact_id,
-                    account_id,
-                    person_type,
-                    glpi_id,
-                    Some(&synced),
-                )?;
-                Ok(())
-            })
-            .await
+            complete_link(ctx, job, contact, link.glpi_id, synced, false).await
         }
         None => {
             let glpi_id = find_or_create(ctx, &fields).await?;
-            let (contact_id, account_id) = (contact.id, contact.account_id);
-            ctx.complete(job, move |tx| {
-                mappings::record_contact(
-                    tx,
-                    contact_id,
-                    account_id,
-                    person_type,
-                    glpi_id,
-                    Some(&synced),
-                )?;
-                enqueue_contact_write_back(tx, account_id, contact_id)
-            })
-            .await
+            complete_link(ctx, job, contact, glpi_id, synced, true).await
         }
     }
+}
+
+/// Completes a contact job: records the GLPI record and the fields sent
+/// (with the job, invariant 2), and queues the write-back when the id is
+/// new to Chatwoot.
+pub(super) async fn complete_link(
+    ctx: &JobContext,
+    job: &Job,
+    contact: &ContactSnapshot,
+    glpi_id: i64,
+    synced_fields: String,
+    write_back: bool,
+) -> Result<(), JobError> {
+    let person_type = ctx.settings.person_type;
+    let (contact_id, account_id) = (contact.id, contact.account_id);
+    ctx.complete(job, move |tx| {
+        mappings::record_contact(
+            tx,
+            contact_id,
+            account_id,
+            person_type,
+            glpi_id,
+            Some(&synced_fields),
+        )?;
+        if write_back {
+            enqueue_contact_write_back(tx, account_id, contact_id)?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// The contact's GLPI record for the current sync type, syncing it first if
@@ -179,7 +185,10 @@ pub async fn ensure_contact(
 /// Links an existing GLPI record (same email, phone or login) or creates
 /// one. A create whose answer was lost, or that GLPI refuses because the
 /// login exists (e.g. in the trash), is resolved by looking up again.
-async fn find_or_create(ctx: &JobContext, fields: &PersonFields) -> Result<i64, JobError> {
+pub(super) async fn find_or_create(
+    ctx: &JobContext,
+    fields: &PersonFields,
+) -> Result<i64, JobError> {
     let person_type = ctx.settings.person_type;
     if let Some(id) = find_existing(ctx, fields, false).await? {
         return Ok(id);

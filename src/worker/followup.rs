@@ -146,7 +146,7 @@ fn author(ctx: &JobContext, message: &MessageSnapshot) -> Result<Option<i64>, Jo
 
 /// The ticket's followups in GLPI, as (message id, followup id) pairs read
 /// from their markers.
-async fn followups_by_message(
+pub(super) async fn followups_by_message(
     ctx: &JobContext,
     ticket_id: i64,
 ) -> Result<Vec<(i64, i64)>, JobError> {

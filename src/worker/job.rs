@@ -10,7 +10,7 @@ use super::commit::Committer;
 use super::contact::ContactLocks;
 use super::senders::SenderNames;
 use crate::glpi::{GlpiClient, GlpiError};
-use crate::outbox::{self, keys, Job, JobKind, OutboxError};
+use crate::outbox::{self, Job, JobKind, OutboxError};
 use crate::state::mappings::GlpiPersonType;
 use crate::state::State;
 use crate::writeback::{ChatwootDb, WriteBackError};
@@ -109,13 +109,7 @@ pub fn enqueue_contact_write_back(
     account_id: i64,
     contact_id: i64,
 ) -> Result<(), JobError> {
-    outbox::enqueue(
-        tx,
-        account_id,
-        &keys::contact_queue(contact_id),
-        &keys::write_back_contact(contact_id),
-        &JobKind::WriteBackContact { contact_id },
-    )?;
+    outbox::enqueue_contact_write_back(tx, account_id, contact_id)?;
     Ok(())
 }
 
@@ -125,13 +119,7 @@ pub fn enqueue_conversation_write_back(
     account_id: i64,
     conversation_id: i64,
 ) -> Result<(), JobError> {
-    outbox::enqueue(
-        tx,
-        account_id,
-        &keys::conversation_queue(conversation_id),
-        &keys::write_back_conversation(conversation_id),
-        &JobKind::WriteBackConversation { conversation_id },
-    )?;
+    outbox::enqueue_conversation_write_back(tx, account_id, conversation_id)?;
     Ok(())
 }
 
@@ -185,6 +173,23 @@ pub async fn execute(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
             conversation_id,
             message,
         } => super::followup::update_followup_job(ctx, job, *conversation_id, message).await,
+        JobKind::ResyncContact { contact } => {
+            super::resync::resync_contact_job(ctx, job, contact).await
+        }
+        JobKind::ResyncTicket {
+            conversation,
+            contact,
+            first_message,
+        } => {
+            super::resync::resync_ticket_job(
+                ctx,
+                job,
+                conversation,
+                contact.as_ref(),
+                first_message.as_ref(),
+            )
+            .await
+        }
         JobKind::WriteBackContact { contact_id } => {
             let link =
                 ctx.with_state(|s| crate::state::mappings::contact_link(s.conn(), *contact_id))?;

@@ -57,6 +57,9 @@ pub async fn create_ticket_job(
     // besides a retried job, a lost or rebuilt state file must not create a
     // second ticket for a conversation whose key never reached Chatwoot.
     let found = find_ticket(ctx, &marker).await?;
+    // A ticket found by its marker may already have followups (a resync,
+    // a rebuilt state file): match them to messages before posting any.
+    let reconciled = found.is_none();
     let ticket_id = match found {
         Some(id) => id,
         None => {
@@ -133,7 +136,7 @@ pub async fn create_ticket_job(
         glpi_priority: Some(priority),
         display_id: Some(conversation.display_id),
         description_tail: Some(tail),
-        reconciled: true,
+        reconciled,
     };
     ctx.complete(job, move |tx| {
         mappings::record_ticket(tx, &link)?;

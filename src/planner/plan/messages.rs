@@ -46,44 +46,8 @@ impl Batch<'_> {
             );
             return Ok(());
         };
-        let deleted = match &row.content_attributes {
-            Field::Value(v) => {
-                matches!(v.get("deleted"), Some(Value::Bool(true)))
-                    || v.get("deleted").and_then(Value::as_str) == Some("true")
-            }
-            Field::Null => false,
-            Field::Unchanged => prev.as_ref().is_some_and(|p| p.deleted),
-        };
-        let snapshot = MessageSnapshot {
-            id: row.id,
-            conversation_id,
-            message_type: row
-                .message_type
-                .clone()
-                .or_previous(prev_snapshot.as_ref().map(|s| s.message_type))
-                .unwrap_or(0),
-            private: row
-                .private
-                .clone()
-                .or_previous(prev_snapshot.as_ref().map(|s| s.private))
-                .unwrap_or(false),
-            text: message_text(row, prev_snapshot.as_ref().map(|s| s.text.as_str())),
-            sender_type: row
-                .sender_type
-                .clone()
-                .or_previous(prev_snapshot.as_ref().and_then(|s| s.sender_type.clone())),
-            sender_id: row
-                .sender_id
-                .clone()
-                .or_previous(prev_snapshot.as_ref().and_then(|s| s.sender_id)),
-            created_at: row
-                .created_at
-                .clone()
-                .or_previous(prev_snapshot.as_ref().map(|s| s.created_at.clone()))
-                .unwrap_or_default(),
-            deleted,
-            attachments: cache::attachments_of(self.conn, row.id)?,
-        };
+        let snapshot = message_snapshot(self.conn, row, conversation_id, prev.as_ref())?;
+        let deleted = snapshot.deleted;
         let mut cached = CachedMessage {
             id: row.id,
             conversation_id,
@@ -129,8 +93,7 @@ impl Batch<'_> {
             .is_some_and(|s| s.glpi.include_activity_messages);
         let conversation = cache::conversation(self.conn, cached.conversation_id)?;
         let skip_reason = match &conversation {
-            _ if snapshot.message_type == ACTIVITY_MESSAGE && !include_activity => Some(None),
-            _ if snapshot.deleted => Some(None),
+            _ if excluded_by_rule(&snapshot, include_activity) => Some(None),
             None => Some(Some(format!(
                 "conversation {} is unknown to the bridge (its row never arrived)",
                 cached.conversation_id
@@ -281,6 +244,64 @@ impl Batch<'_> {
     }
 }
 
+/// A message as GLPI must show it, with its cached attachments; columns
+/// the row leaves unchanged (TOAST) keep the values known before.
+pub(in crate::planner) fn message_snapshot(
+    conn: &Connection,
+    row: &MessageRow,
+    conversation_id: i64,
+    prev: Option<&CachedMessage>,
+) -> rusqlite::Result<MessageSnapshot> {
+    let prev_snapshot = prev.and_then(|p| p.snapshot.as_ref());
+    let deleted = match &row.content_attributes {
+        Field::Value(v) => {
+            matches!(v.get("deleted"), Some(Value::Bool(true)))
+                || v.get("deleted").and_then(Value::as_str) == Some("true")
+        }
+        Field::Null => false,
+        Field::Unchanged => prev.is_some_and(|p| p.deleted),
+    };
+    Ok(MessageSnapshot {
+        id: row.id,
+        conversation_id,
+        message_type: row
+            .message_type
+            .clone()
+            .or_previous(prev_snapshot.map(|s| s.message_type))
+            .unwrap_or(0),
+        private: row
+            .private
+            .clone()
+            .or_previous(prev_snapshot.map(|s| s.private))
+            .unwrap_or(false),
+        text: message_text(row, prev_snapshot.map(|s| s.text.as_str())),
+        sender_type: row
+            .sender_type
+            .clone()
+            .or_previous(prev_snapshot.and_then(|s| s.sender_type.clone())),
+        sender_id: row
+            .sender_id
+            .clone()
+            .or_previous(prev_snapshot.and_then(|s| s.sender_id)),
+        created_at: row
+            .created_at
+            .clone()
+            .or_previous(prev_snapshot.map(|s| s.created_at.clone()))
+            .unwrap_or_default(),
+        deleted,
+        attachments: cache::attachments_of(conn, row.id)?,
+    })
+}
+
+/// Whether a new message stays out of GLPI by rule: activity messages
+/// (unless the account includes them) and messages already deleted.
+pub(in crate::planner) fn excluded_by_rule(
+    snapshot: &MessageSnapshot,
+    include_activity: bool,
+) -> bool {
+    (snapshot.message_type == ACTIVITY_MESSAGE && !include_activity) || snapshot.deleted
+}
+
 /// Messages already in GLPI when the ticket was adopted from Chatwoot's keys.
 /// `synced_through == i64::MAX` (adopted in the backfill without progress)
 /// covers the backfilled messages only, never live ones.
@@ -308,7 +329,7 @@ fn message_text(row: &MessageRow, previous: Option<&str>) -> String {
 }
 
 /// An attachment as GLPI shows it; unchanged columns keep `before`'s values.
-fn attachment_snapshot(
+pub(in crate::planner) fn attachment_snapshot(
     row: &AttachmentRow,
     before: Option<&AttachmentSnapshot>,
 ) -> AttachmentSnapshot {
