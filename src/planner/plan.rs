@@ -435,6 +435,27 @@ impl ContactKeys {
     }
 }
 
+/// A conversation's contact as its ticket's requester: `None` when it has
+/// no contact or one GLPI cannot identify (no name, email or phone).
+pub(super) fn requester_snapshot(
+    conn: &Connection,
+    contact_id: Option<i64>,
+) -> rusqlite::Result<Option<ContactSnapshot>> {
+    let contact = match contact_id {
+        Some(id) => cache::contact(conn, id)?,
+        None => None,
+    };
+    Ok(contact
+        .filter(|c| {
+            identifiable(
+                c.name.as_deref(),
+                c.email.as_deref(),
+                c.phone_number.as_deref(),
+            )
+        })
+        .map(|c| contact_snapshot(&c)))
+}
+
 pub(super) fn contact_snapshot(c: &CachedContact) -> ContactSnapshot {
     ContactSnapshot {
         id: c.id,

@@ -494,6 +494,36 @@ impl BridgeEnv {
         .await;
     }
 
+    /// A GLPI administrator's hands on account 1's GLPI: one API call
+    /// outside the bridge (its own session); returns the HTTP status.
+    pub async fn glpi_admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> u16 {
+        let http = reqwest::Client::new();
+        let base = self.emulator.api_url();
+        let session: serde_json::Value = http
+            .get(format!("{base}/initSession"))
+            .header("App-Token", APP_TOKEN)
+            .header("Authorization", format!("user_token {USER_TOKEN}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut request = http
+            .request(method, format!("{base}{path}"))
+            .header("App-Token", APP_TOKEN)
+            .header("Session-Token", session["session_token"].as_str().unwrap());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap().status().as_u16()
+    }
+
     /// A connection of the test's own to the bridge's state file.
     pub fn state(&self) -> State {
         State::open(&self.state_path).expect("state")

@@ -9,10 +9,9 @@ use rusqlite::Connection;
 use crate::chatwoot::{AttachmentRow, Change, Field, MessageRow, Row, RowOp, Table};
 use crate::outbox::{self, keys, AttachmentSnapshot, JobKind, MessageSnapshot};
 use crate::state::changes;
-use crate::worker::person::identifiable;
 
 use super::super::cache::{self, CachedConversation, CachedMessage};
-use super::{contact_snapshot, conversation_snapshot, text_field, Batch, PlanError};
+use super::{conversation_snapshot, requester_snapshot, text_field, Batch, PlanError};
 
 /// Chatwoot's `messages.message_type` for activity messages.
 const ACTIVITY_MESSAGE: i32 = 2;
@@ -122,18 +121,7 @@ impl Batch<'_> {
                 kind,
             )?
         } else {
-            let contact = match conversation.contact_id {
-                Some(id) => cache::contact(self.conn, id)?,
-                None => None,
-            }
-            .filter(|c| {
-                identifiable(
-                    c.name.as_deref(),
-                    c.email.as_deref(),
-                    c.phone_number.as_deref(),
-                )
-            })
-            .map(|c| contact_snapshot(&c));
+            let contact = requester_snapshot(self.conn, conversation.contact_id)?;
             let kind = JobKind::CreateTicket {
                 conversation: conversation_snapshot(&conversation),
                 contact,
