@@ -281,6 +281,25 @@ async fn backfill_none_makes_rows_known_and_plans_nothing_then_live_changes_plan
         report.render()
     );
     assert_eq!(report.to_json()["backfill"]["policy"], "none");
+    // `status` with another policy configured says it is not applied.
+    let mut report = report;
+    report.configured_backfill = Some(BackfillPolicy::None);
+    assert_eq!(
+        report.to_json()["backfill"]["configured_policy_applied"],
+        true
+    );
+    report.configured_backfill = Some(BackfillPolicy::All);
+    let text = report.render();
+    assert!(
+        text.contains(
+            "backfill = all is configured, but this state file was backfilled with `none`"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        report.to_json()["backfill"]["configured_policy_applied"],
+        false
+    );
 
     // From now on: a new message in an old conversation creates its ticket
     // (that message first); an edit of an old contact syncs it.

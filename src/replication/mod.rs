@@ -112,12 +112,7 @@ pub async fn run(
     let source = SourceDb::from_url(&options.database_url)?;
     ReplicationNames::validated(&options.names.slot, &options.names.publication)?;
     let mut state = State::open(&options.state_path)?;
-    // An unfinished backfill is redone with the configured policy: only a
-    // complete one can disagree with it.
-    let stored = repl_state::load(state.conn())?;
-    let backfilled_with = stored
-        .backfill_policy
-        .filter(|_| stored.backfill.is_complete());
+    let backfilled_with = repl_state::load(state.conn())?.backfilled_with();
     if let Some(notice) = backfill::selection::policy_mismatch(options.backfill, backfilled_with) {
         tracing::warn!("{notice}");
     }

@@ -96,6 +96,14 @@ pub struct ReplicationState {
     pub confirmed_lsn: Lsn,
 }
 
+impl ReplicationState {
+    /// The policy of a complete backfill (an unfinished one is redone with
+    /// whatever policy is configured then).
+    pub fn backfilled_with(&self) -> Option<BackfillPolicy> {
+        self.backfill_policy.filter(|_| self.backfill.is_complete())
+    }
+}
+
 /// Progress of one table's backfill.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableProgress {
@@ -354,12 +362,14 @@ mod tests {
             Some(BackfillPolicy::All),
             "the redo's policy replaces the discarded one's"
         );
+        assert_eq!(st.backfilled_with(), None, "not complete yet");
 
         let since: BackfillPolicy = "since:2024-02-29".parse().unwrap();
         start_backfill(state.conn_mut(), Lsn(90), since, &[("accounts", 11)]).unwrap();
         complete_backfill(state.conn()).unwrap();
         let st = load(state.conn()).unwrap();
         assert_eq!(st.backfill_policy, Some(since));
+        assert_eq!(st.backfilled_with(), Some(since));
         assert_eq!(
             (st.backfill, st.durable_lsn, st.confirmed_lsn),
             (BackfillStatus::Complete, Lsn(90), Lsn(90)),
