@@ -215,7 +215,9 @@ pub fn start_backfill(
 }
 
 /// Records one backfilled page (inside the caller's SQLite transaction, the
-/// one that appended the page's rows).
+/// one that appended the page's rows). The table's last page replaces its
+/// estimate with the rows copied: a backfill policy copies fewer rows than
+/// the table holds.
 pub fn record_backfill_page(
     conn: &Connection,
     table: &str,
@@ -224,7 +226,9 @@ pub fn record_backfill_page(
     done: bool,
 ) -> Result<(), StateError> {
     conn.execute(
-        "UPDATE backfill_progress SET rows_done = rows_done + ?2, last_id = ?3, done = ?4 WHERE table_name = ?1",
+        "UPDATE backfill_progress SET rows_done = rows_done + ?2, last_id = ?3, done = ?4,
+             rows_estimated = CASE WHEN ?4 THEN rows_done + ?2 ELSE rows_estimated END
+         WHERE table_name = ?1",
         params![table, rows as i64, last_id, done],
     )?;
     Ok(())
@@ -366,6 +370,14 @@ mod tests {
 
         let since: BackfillPolicy = "since:2024-02-29".parse().unwrap();
         start_backfill(state.conn_mut(), Lsn(90), since, &[("accounts", 11)]).unwrap();
+        record_backfill_page(state.conn(), "accounts", 3, 9, false).unwrap();
+        record_backfill_page(state.conn(), "accounts", 1, 12, true).unwrap();
+        let progress = backfill_progress(state.conn()).unwrap();
+        assert_eq!(
+            (progress[0].rows_done, progress[0].rows_estimated),
+            (4, 4),
+            "a finished table's estimate is what it copied"
+        );
         complete_backfill(state.conn()).unwrap();
         let st = load(state.conn()).unwrap();
         assert_eq!(st.backfill_policy, Some(since));
