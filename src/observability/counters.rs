@@ -111,7 +111,7 @@ impl Default for Throughput {
             ),
             changes_skipped: CounterFamily::new(
                 "changes_skipped_total",
-                "Planned changes that made no GLPI job, by reason: own_write_back, no_glpi_change, account_not_syncing, settings, contact_not_identifiable, conversation_unknown (the last two are listed by `status`).",
+                "Planned changes that made no GLPI job, by reason: own_write_back, no_glpi_change, account_not_syncing, settings, outside_backfill, contact_not_identifiable, conversation_unknown (the last two are listed by `status`).",
                 &["reason"],
             ),
             jobs_enqueued: CounterFamily::new(
@@ -146,7 +146,7 @@ impl Default for Throughput {
 /// The `op` label of a row operation.
 fn op_label(op: RowOp) -> &'static str {
     match op {
-        RowOp::Snapshot => "snapshot",
+        RowOp::Snapshot | RowOp::SnapshotCacheOnly => "snapshot",
         RowOp::Insert => "insert",
         RowOp::Update => "update",
         RowOp::Delete => "delete",

@@ -36,6 +36,8 @@ pub use plan::{PlanError, PlanStats, CONTACT_NOT_IDENTIFIABLE};
 pub use settings::ConfiguredAccounts;
 
 #[cfg(test)]
+mod plan_backfill_tests;
+#[cfg(test)]
 mod plan_message_tests;
 #[cfg(test)]
 mod plan_tests;
@@ -187,13 +189,7 @@ impl Planner {
         let Some(last) = batch.last() else {
             return Ok(batch);
         };
-        if matches!(
-            last.change.change,
-            Change::Row {
-                op: RowOp::Snapshot,
-                ..
-            }
-        ) {
+        if matches!(last.change.change, Change::Row { op, .. } if op.is_snapshot()) {
             return Ok(batch);
         }
         let lsn = last.change.commit_lsn;
@@ -335,9 +331,13 @@ mod tests {
         elsewhere.account_id = Field::Value(3);
         h.commit(vec![contact(Insert, elsewhere)]);
         h.commit(vec![account(4, 0)]);
+        h.commit(vec![contact(
+            crate::chatwoot::RowOp::SnapshotCacheOnly,
+            contact_row(9, "Old", Some("old@example.com"), None),
+        )]);
 
         let planned = |table| metrics.counter("changes_planned_total", &[table]);
-        assert_eq!(planned("contacts"), 5);
+        assert_eq!(planned("contacts"), 6);
         assert_eq!(planned("messages"), 1);
         assert_eq!(planned("accounts"), 1);
         let skipped = |reason| metrics.counter("changes_skipped_total", &[reason]);
@@ -348,6 +348,7 @@ mod tests {
             "own_write_back",
             "account_not_syncing",
             "settings",
+            "outside_backfill",
         ] {
             assert_eq!(skipped(reason), 1, "{reason}\n{}", metrics.render());
         }

@@ -4,7 +4,7 @@
 //! timestamps) from "something is off" (an account that does not sync, a
 //! contact that cannot be identified).
 
-use crate::chatwoot::{Change, CommittedChange, Field, Row};
+use crate::chatwoot::{Change, CommittedChange, Field, Row, RowOp};
 
 /// A class of changes that planned no job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -24,6 +24,9 @@ pub enum SkipReason {
     ContactNotIdentifiable,
     /// A message of a conversation the bridge never saw (listed by `status`).
     ConversationUnknown,
+    /// A backfilled row older than the `backfill` setting asks for: cached
+    /// only, nothing sent.
+    OutsideBackfill,
 }
 
 impl SkipReason {
@@ -35,6 +38,7 @@ impl SkipReason {
             SkipReason::Settings => "settings",
             SkipReason::ContactNotIdentifiable => "contact_not_identifiable",
             SkipReason::ConversationUnknown => "conversation_unknown",
+            SkipReason::OutsideBackfill => "outside_backfill",
         }
     }
 }
@@ -55,7 +59,11 @@ pub fn why_no_job(change: &CommittedChange, syncing: impl Fn(i64) -> bool) -> Sk
     }
     let row = match &change.change {
         Change::Truncate { .. } => return SkipReason::Settings,
-        Change::Row { row, .. } => row,
+        Change::Row { row, op } => match (op, row) {
+            (_, Row::Account(_) | Row::IntegrationsHook(_)) => return SkipReason::Settings,
+            (RowOp::SnapshotCacheOnly, _) => return SkipReason::OutsideBackfill,
+            _ => row,
+        },
     };
     let account_id = match row {
         Row::Account(_) | Row::IntegrationsHook(_) => return SkipReason::Settings,

@@ -20,6 +20,7 @@ use crate::worker::person::identifiable;
 use super::accounts::SettingsBook;
 use super::cache::{self, CachedContact, CachedConversation};
 use super::outcome::{self, SkipReason};
+use super::settings::AccountSettings;
 
 mod messages;
 
@@ -67,6 +68,8 @@ pub struct Batch<'a> {
     write_backs: BTreeMap<String, (i64, String, JobKind)>,
     /// Write-backs asked for so far (several may coalesce into one job).
     write_backs_asked: usize,
+    /// The change being planned is a [`RowOp::SnapshotCacheOnly`] row.
+    cache_only: bool,
     pub stats: PlanStats,
 }
 
@@ -78,6 +81,7 @@ impl<'a> Batch<'a> {
             enqueued: HashSet::new(),
             write_backs: BTreeMap::new(),
             write_backs_asked: 0,
+            cache_only: false,
             stats: PlanStats::default(),
         }
     }
@@ -117,14 +121,25 @@ impl<'a> Batch<'a> {
                 }
                 Ok(())
             }
-            Change::Row { op, row } => match row {
-                Row::Account(r) => Ok(self.book.apply_account(self.conn, *op, r)?),
-                Row::IntegrationsHook(r) => Ok(self.book.apply_hook(self.conn, *op, r)?),
-                Row::Contact(r) => self.contact(seq, *op, r, from_bridge),
-                Row::Conversation(r) => self.conversation(seq, *op, r, from_bridge),
-                Row::Message(r) => self.message(seq, *op, r, from_bridge),
-                Row::Attachment(r) => self.attachment(seq, *op, r, from_bridge),
-            },
+            Change::Row { op, row } => {
+                // A backfilled row outside the backfill policy is planned as
+                // a snapshot row of an account that does not sync: cached,
+                // GLPI ids in its keys adopted, nothing sent (see `syncing`).
+                self.cache_only = *op == RowOp::SnapshotCacheOnly;
+                let op = if self.cache_only {
+                    RowOp::Snapshot
+                } else {
+                    *op
+                };
+                match row {
+                    Row::Account(r) => Ok(self.book.apply_account(self.conn, op, r)?),
+                    Row::IntegrationsHook(r) => Ok(self.book.apply_hook(self.conn, op, r)?),
+                    Row::Contact(r) => self.contact(seq, op, r, from_bridge),
+                    Row::Conversation(r) => self.conversation(seq, op, r, from_bridge),
+                    Row::Message(r) => self.message(seq, op, r, from_bridge),
+                    Row::Attachment(r) => self.attachment(seq, op, r, from_bridge),
+                }
+            }
         }
     }
 
@@ -135,6 +150,12 @@ impl<'a> Batch<'a> {
             self.enqueue(account_id, &queue, &key, kind)?;
         }
         Ok(self.stats)
+    }
+
+    /// The settings of `account_id` if the change being planned may be sent
+    /// to its GLPI: the account syncs and the row is not cache only.
+    fn syncing(&self, account_id: i64) -> Option<&AccountSettings> {
+        self.book.syncing(account_id).filter(|_| !self.cache_only)
     }
 
     fn enqueue(
@@ -244,7 +265,7 @@ impl<'a> Batch<'a> {
                 link = mappings::contact_link(self.conn, row.id)?;
             }
         }
-        if self.book.syncing(account_id).is_none() {
+        if self.syncing(account_id).is_none() {
             return Ok(());
         }
         let visible_change = match (op, &prev) {
@@ -382,7 +403,7 @@ impl<'a> Batch<'a> {
             link
         };
         cache::put_conversation(self.conn, &new)?;
-        if from_bridge || self.book.syncing(account_id).is_none() {
+        if from_bridge || self.syncing(account_id).is_none() {
             return Ok(());
         }
         if let (RowOp::Update, Some(p)) = (op, &prev) {

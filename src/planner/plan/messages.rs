@@ -56,7 +56,7 @@ impl Batch<'_> {
             snapshot: None,
             job_id: prev.as_ref().and_then(|p| p.job_id),
         };
-        let syncing = !from_bridge && self.book.syncing(account_id).is_some();
+        let syncing = !from_bridge && self.syncing(account_id).is_some();
         match (op, prev_snapshot) {
             (RowOp::Insert | RowOp::Snapshot, _) if syncing => {
                 return self.plan_new_message(op, cached, snapshot);
@@ -228,7 +228,7 @@ impl Batch<'_> {
             attachments: cache::attachments_of(self.conn, message.id)?,
             ..before.clone()
         };
-        if from_bridge || self.book.syncing(message.account_id).is_none() {
+        if from_bridge || self.syncing(message.account_id).is_none() {
             let mut message = message;
             message.snapshot = Some(after);
             cache::put_message(self.conn, &message)?;
@@ -365,18 +365,15 @@ pub fn preload_backfilled_attachments(
         for logged in &batch {
             match &logged.change.change {
                 Change::Row {
-                    op: RowOp::Snapshot,
+                    op,
                     row: Row::Attachment(a),
-                } => {
+                } if op.is_snapshot() => {
                     if let Some(&message_id) = a.message_id.value() {
                         cache::put_attachment(conn, message_id, &attachment_snapshot(a, None))?;
                         loaded += 1;
                     }
                 }
-                Change::Row {
-                    op: RowOp::Snapshot,
-                    ..
-                } => {}
+                Change::Row { op, .. } if op.is_snapshot() => {}
                 // Snapshot rows all come first: the backfill ends here.
                 _ => return Ok(loaded),
             }
