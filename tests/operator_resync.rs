@@ -15,30 +15,26 @@ use chatwoot_glpi_bridge::planner::ConfiguredAccounts;
 use chatwoot_glpi_bridge::state::mappings;
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::bridge::{BridgeEnv, BridgeSetup, APP_TOKEN, USER_TOKEN};
+use support::bridge::{BridgeEnv, BridgeSetup};
 
-/// A GLPI administrator's hands: plain API calls, outside the bridge.
-async fn glpi_admin(env: &BridgeEnv, method: Method, path: &str, body: Option<Value>) -> u16 {
-    let http = reqwest::Client::new();
-    let base = env.emulator.api_url();
-    let session: Value = http
-        .get(format!("{base}/initSession"))
-        .header("App-Token", APP_TOKEN)
-        .header("Authorization", format!("user_token {USER_TOKEN}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut request = http
-        .request(method, format!("{base}{path}"))
-        .header("App-Token", APP_TOKEN)
-        .header("Session-Token", session["session_token"].as_str().unwrap());
-    if let Some(body) = body {
-        request = request.json(&body);
+async fn purge(env: &BridgeEnv, itemtype: &str, id: i64) {
+    let path = format!("/{itemtype}/{id}?force_purge=1");
+    assert_eq!(env.glpi_admin(Method::DELETE, &path, None).await, 200);
+}
+
+/// Waits until `table` row `id`'s `additional_attributes` at `pointer`
+/// is `expected`.
+async fn wait_written_back(env: &BridgeEnv, table: &str, id: i64, pointer: &str, expected: i64) {
+    for _ in 0..100 {
+        if env.attributes(table, id).await.pointer(pointer) == Some(&json!(expected)) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    request.send().await.unwrap().status().as_u16()
+    panic!(
+        "{table} {id}: {pointer} is {:?}, expected {expected}",
+        env.attributes(table, id).await.pointer(pointer)
+    );
 }
 
 /// Queues a resync as the command does, reading Chatwoot through the
@@ -114,21 +110,14 @@ async fn resync_conversation_restores_what_glpi_lost_and_is_idempotent() {
         .unwrap()["id"]
         .as_i64()
         .unwrap();
-    let status = glpi_admin(
-        &env,
-        Method::DELETE,
-        &format!("/ITILFollowup/{lost}?force_purge=1"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
-    let status = glpi_admin(
-        &env,
-        Method::PUT,
-        &format!("/Ticket/{ticket}"),
-        Some(json!({"input": {"status": 6}})),
-    )
-    .await;
+    purge(&env, "ITILFollowup", lost).await;
+    let status = env
+        .glpi_admin(
+            Method::PUT,
+            &format!("/Ticket/{ticket}"),
+            Some(json!({"input": {"status": 6}})),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(followup_markers(&env, ticket), vec![messages[2]]);
 
@@ -162,16 +151,7 @@ async fn resync_conversation_restores_what_glpi_lost_and_is_idempotent() {
 
     // The whole ticket purged: a new one with the same description and
     // every followup, written back.
-    assert_eq!(
-        glpi_admin(
-            &env,
-            Method::DELETE,
-            &format!("/Ticket/{ticket}?force_purge=1"),
-            None
-        )
-        .await,
-        200
-    );
+    purge(&env, "Ticket", ticket).await;
     resync(&mut env, Target::Conversation { id: conversation })
         .await
         .unwrap();
@@ -193,18 +173,14 @@ async fn resync_conversation_restores_what_glpi_lost_and_is_idempotent() {
         followup_markers(&env, link.glpi_ticket_id),
         messages[1..].to_vec()
     );
-    for _ in 0..100 {
-        if env.attributes("conversations", conversation).await["glpi"]["ticket_id"]
-            == link.glpi_ticket_id
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        env.attributes("conversations", conversation).await["glpi"]["ticket_id"],
-        link.glpi_ticket_id
-    );
+    wait_written_back(
+        &env,
+        "conversations",
+        conversation,
+        "/glpi/ticket_id",
+        link.glpi_ticket_id,
+    )
+    .await;
     env.stop().await;
 }
 
@@ -214,7 +190,8 @@ async fn a_trashed_ticket_parks_the_resync_until_the_operator_decides() {
     let (_, conversation, messages, ticket) = synced_conversation(&env).await;
     // Moved to GLPI's trash (not purged).
     assert_eq!(
-        glpi_admin(&env, Method::DELETE, &format!("/Ticket/{ticket}"), None).await,
+        env.glpi_admin(Method::DELETE, &format!("/Ticket/{ticket}"), None)
+            .await,
         200
     );
     resync(&mut env, Target::Conversation { id: conversation })
@@ -241,16 +218,7 @@ async fn a_trashed_ticket_parks_the_resync_until_the_operator_decides() {
     );
 
     // The operator purges it, then retries the parked job: a new ticket.
-    assert_eq!(
-        glpi_admin(
-            &env,
-            Method::DELETE,
-            &format!("/Ticket/{ticket}?force_purge=1"),
-            None
-        )
-        .await,
-        200
-    );
+    purge(&env, "Ticket", ticket).await;
     let mut state = env.state();
     let mut out = Vec::new();
     chatwoot_glpi_bridge::cli::parked::run_action(
@@ -287,8 +255,7 @@ async fn resync_contact_recreates_a_purged_user_and_restores_edited_fields() {
         .expect("written back");
 
     // Renamed by hand in GLPI: the resync puts Chatwoot's name back.
-    glpi_admin(
-        &env,
+    env.glpi_admin(
         Method::PUT,
         &format!("/User/{user}"),
         Some(json!({"input": {"realname": "Edited", "firstname": "Someone"}})),
@@ -308,16 +275,7 @@ async fn resync_contact_recreates_a_purged_user_and_restores_edited_fields() {
     );
 
     // Purged in GLPI: a new user, written back.
-    assert_eq!(
-        glpi_admin(
-            &env,
-            Method::DELETE,
-            &format!("/User/{user}?force_purge=1"),
-            None
-        )
-        .await,
-        200
-    );
+    purge(&env, "User", user).await;
     resync(&mut env, Target::Contact { id: contact })
         .await
         .unwrap();
@@ -331,16 +289,14 @@ async fn resync_contact_recreates_a_purged_user_and_restores_edited_fields() {
     assert_eq!(users.len(), 1, "{users:#?}");
     let new_user = users[0]["id"].as_i64().unwrap();
     assert_ne!(new_user, user);
-    for _ in 0..100 {
-        if env.attributes("contacts", contact).await["external"]["glpi_user_id"] == new_user {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(
-        env.attributes("contacts", contact).await["external"]["glpi_user_id"],
-        new_user
-    );
+    wait_written_back(
+        &env,
+        "contacts",
+        contact,
+        "/external/glpi_user_id",
+        new_user,
+    )
+    .await;
 
     env.stop().await;
 }

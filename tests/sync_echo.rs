@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::json;
-use support::bridge::{BridgeEnv, BridgeSetup, APP_TOKEN, USER_TOKEN};
+use support::bridge::{BridgeEnv, BridgeSetup};
 
 #[tokio::test]
 async fn own_write_backs_and_touches_cause_no_glpi_call() {
@@ -98,30 +98,6 @@ async fn keys_clobbered_by_rails_are_restored() {
     env.stop().await;
 }
 
-/// Deletes a ticket for good, as a GLPI admin would.
-async fn purge_ticket(api_url: &str, ticket: i64) {
-    let http = reqwest::Client::new();
-    let session: serde_json::Value = http
-        .get(format!("{api_url}/initSession"))
-        .header("App-Token", APP_TOKEN)
-        .header("Authorization", format!("user_token {USER_TOKEN}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["session_token"].as_str().unwrap().to_owned();
-    let answer = http
-        .delete(format!("{api_url}/Ticket/{ticket}?force_purge=true"))
-        .header("App-Token", APP_TOKEN)
-        .header("Session-Token", &token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
-}
-
 #[tokio::test]
 async fn a_parked_job_does_not_block_another_conversation() {
     let env = BridgeEnv::start(BridgeSetup::new("user")).await;
@@ -135,7 +111,14 @@ async fn a_parked_job_does_not_block_another_conversation() {
     let broken_ticket = env.ticket_of(broken).await;
     env.ticket_of(healthy).await;
     env.settle().await;
-    purge_ticket(&env.emulator.api_url(), broken_ticket).await;
+    let purged = env
+        .glpi_admin(
+            reqwest::Method::DELETE,
+            &format!("/Ticket/{broken_ticket}?force_purge=true"),
+            None,
+        )
+        .await;
+    assert_eq!(purged, 200);
 
     env.emulator.clear_requests();
     env.new_message(broken, false, "lost: its ticket is gone")

@@ -112,12 +112,24 @@ impl<T> Field<T> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowOp {
-    /// Read from the snapshot during the first start's backfill.
+    /// Read from the snapshot during the first start's backfill, selected by
+    /// the backfill policy: planned as history (sent to GLPI).
     Snapshot,
+    /// Read from the snapshot but outside the backfill policy (`none`, or
+    /// older than `since:`): the planner only caches it, so that a later
+    /// change to it is understood, and sends nothing of it to GLPI.
+    SnapshotCacheOnly,
     Insert,
     Update,
     /// Only the primary key is known (REPLICA IDENTITY DEFAULT).
     Delete,
+}
+
+impl RowOp {
+    /// Read from the first start's snapshot (planned or cache only).
+    pub fn is_snapshot(self) -> bool {
+        matches!(self, RowOp::Snapshot | RowOp::SnapshotCacheOnly)
+    }
 }
 
 /// A typed row of one of the tables in [`Table`].

@@ -11,7 +11,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::context::load_config;
-use crate::config::{how_to_set, BackfillPolicy, Config, ConfigArgs, Key, MetricsAddr};
+use crate::config::{Config, ConfigArgs, MetricsAddr};
 use crate::observability::sampler::{self, SamplerConfig};
 use crate::observability::{BackfillProgress, Metrics, MetricsServer, ProgressStyle};
 use crate::planner::accounts::SettingsLookup;
@@ -28,7 +28,8 @@ use crate::writeback::ChatwootDb;
 #[command(after_long_help = "\
 On first start, `run` creates the publication and the replication slot if they are \
 missing, copies the existing contacts, conversations and messages from a snapshot \
-consistent with the slot (the backfill), then streams every later change. Restarted, it \
+consistent with the slot (the backfill; --backfill chooses which history is sent to GLPI: \
+all, none or since:YYYY-MM-DD), then streams every later change. Restarted, it \
 resumes from the slot: nothing is redone, nothing is missed while it was down.
 
 Before the first start, run `check` with the same settings. While it runs, `status` and \
@@ -60,18 +61,12 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
 
 /// The bridge's options from the configuration.
 pub fn bridge_options(config: &Config) -> anyhow::Result<BridgeOptions> {
-    if config.backfill != BackfillPolicy::All {
-        anyhow::bail!(
-            "backfill = {} is not supported yet: only `all` is (set {} to `all`, or leave it unset)",
-            config.backfill,
-            how_to_set(Key::Backfill)
-        );
-    }
     let url = config.database_url()?;
     let names = ReplicationNames::validated(&config.slot_name, &config.publication_name)?;
     let mut replication =
         ReplicationOptions::new(Secret::new(url.expose()), config.state_file.clone());
     replication.names = names;
+    replication.backfill = config.backfill;
     replication.backfill_page_size = config.backfill_page_size;
     replication.status_interval = config.status_interval;
     let mut options = BridgeOptions::from_replication(replication);

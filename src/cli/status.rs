@@ -15,11 +15,12 @@ use crate::cli::context::{
     connect_database, human_duration, load_config, open_state_read_only, plural,
 };
 use crate::cli::parked::describe_job;
-use crate::config::Config;
+use crate::config::{BackfillPolicy, Config};
 use crate::lsn::Lsn;
 use crate::observability::progress::thousands;
 use crate::outbox::{self, OutboxDepth, ParkedJob};
 use crate::planner::cache::{self as planner_cache, Skip};
+use crate::replication::backfill::selection::policy_mismatch;
 use crate::state::replication::{self as repl_state, ReplicationState, TableProgress};
 use crate::state::{changes, State};
 
@@ -101,6 +102,8 @@ pub struct StatusReport {
     pub integrations: Vec<(i64, String, Option<String>)>,
     /// Changes deliberately not synced (total, and the oldest few).
     pub skipped: (u64, Vec<Skip>),
+    /// The `backfill` setting as configured now (`None`: not known here).
+    pub configured_backfill: Option<BackfillPolicy>,
     pub taken_at: SystemTime,
 }
 
@@ -126,6 +129,7 @@ pub async fn gather(config: &Config) -> anyhow::Result<StatusReport> {
         database,
         slot_name: config.slot_name.clone(),
         slot,
+        configured_backfill: Some(config.backfill),
         taken_at: SystemTime::now(),
         ..local
     })
@@ -148,6 +152,7 @@ pub fn read_state(state: &State) -> anyhow::Result<StatusReport> {
         accounts: account_counts(conn).context("counting per account")?,
         integrations: planner_cache::account_states(conn)?,
         skipped: planner_cache::skip_summary(conn, SKIPS_SHOWN)?,
+        configured_backfill: None,
         taken_at: SystemTime::now(),
     })
 }
@@ -224,6 +229,14 @@ impl StatusReport {
         ));
 
         t.push_str(&format!("\nBackfill: {}\n", self.render_backfill_status()));
+        if let Some(policy) = self.replication.backfill_policy {
+            t.push_str(&format!(
+                "  policy: {policy} (applies only on the first start; see `backfill` in the README)\n"
+            ));
+        }
+        if let Some(notice) = self.backfill_policy_notice() {
+            t.push_str(&format!("  ! {notice}\n"));
+        }
         for table in &self.backfill {
             t.push_str(&format!(
                 "  {:<20} {:>12} of ~{} rows{}\n",
@@ -364,6 +377,15 @@ impl StatusReport {
         }
     }
 
+    /// The notice `run` logs when the configured policy is not the one the
+    /// state file was backfilled with.
+    fn backfill_policy_notice(&self) -> Option<String> {
+        policy_mismatch(
+            self.configured_backfill?,
+            self.replication.backfilled_with(),
+        )
+    }
+
     fn render_backfill_status(&self) -> String {
         let done: u64 = self.backfill.iter().map(|t| t.rows_done).sum();
         let estimated: u64 = self
@@ -413,6 +435,9 @@ impl StatusReport {
                     repl_state::BackfillStatus::InProgress => "in_progress",
                     repl_state::BackfillStatus::NotStarted => "not_started",
                 },
+                "policy": self.replication.backfill_policy.map(|p| p.to_string()),
+                "configured_policy": self.configured_backfill.map(|p| p.to_string()),
+                "configured_policy_applied": self.backfill_policy_notice().is_none(),
                 "tables": self.backfill.iter().map(|t| json!({
                     "table": t.table_name, "rows_done": t.rows_done,
                     "rows_estimated": t.rows_estimated, "done": t.done,

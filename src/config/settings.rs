@@ -142,9 +142,13 @@ impl Key {
                 value_name: "POLICY",
                 default: Some("all"),
                 secret: false,
-                meaning: "What existing history to send to GLPI on first start: `all`, `none` \
-                          (only changes from now on), or `since:YYYY-MM-DD` (conversations with \
-                          activity on or after that day).",
+                meaning: "What existing history the first start's backfill sends to GLPI: `all` \
+                          (every identifiable contact, every conversation with its messages), \
+                          `none` (nothing; only changes from now on), or `since:YYYY-MM-DD` \
+                          (conversations with activity on or after that day, UTC, with all their \
+                          messages, and their contacts). Rows not sent are still known: a later \
+                          edit of an old contact syncs it, a new message in an old conversation \
+                          creates its ticket. Applies only on the first start (see Operations).",
             },
             Key::BackfillPageSize => &SettingDef {
                 toml_key: "backfill_page_size",

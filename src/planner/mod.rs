@@ -33,6 +33,8 @@ pub use plan::{PlanError, PlanStats, CONTACT_NOT_IDENTIFIABLE};
 pub use settings::ConfiguredAccounts;
 
 #[cfg(test)]
+mod plan_backfill_tests;
+#[cfg(test)]
 mod plan_message_tests;
 #[cfg(test)]
 mod plan_tests;
@@ -172,13 +174,7 @@ impl Planner {
         let Some(last) = batch.last() else {
             return Ok(batch);
         };
-        if matches!(
-            last.change.change,
-            Change::Row {
-                op: RowOp::Snapshot,
-                ..
-            }
-        ) {
+        if matches!(last.change.change, Change::Row { op, .. } if op.is_snapshot()) {
             return Ok(batch);
         }
         let lsn = last.change.commit_lsn;

@@ -19,6 +19,7 @@ use crate::worker::person::identifiable;
 
 use super::accounts::SettingsBook;
 use super::cache::{self, CachedContact, CachedConversation};
+use super::settings::AccountSettings;
 
 mod messages;
 
@@ -59,6 +60,8 @@ pub struct Batch<'a> {
     /// Write-backs to enqueue at the end, after every job of the batch:
     /// queue → (account, key, kind).
     write_backs: BTreeMap<String, (i64, String, JobKind)>,
+    /// The change being planned is a [`RowOp::SnapshotCacheOnly`] row.
+    cache_only: bool,
     pub stats: PlanStats,
 }
 
@@ -69,6 +72,7 @@ impl<'a> Batch<'a> {
             book,
             enqueued: HashSet::new(),
             write_backs: BTreeMap::new(),
+            cache_only: false,
             stats: PlanStats::default(),
         }
     }
@@ -87,14 +91,25 @@ impl<'a> Batch<'a> {
                 }
                 Ok(())
             }
-            Change::Row { op, row } => match row {
-                Row::Account(r) => Ok(self.book.apply_account(self.conn, *op, r)?),
-                Row::IntegrationsHook(r) => Ok(self.book.apply_hook(self.conn, *op, r)?),
-                Row::Contact(r) => self.contact(seq, *op, r, from_bridge),
-                Row::Conversation(r) => self.conversation(seq, *op, r, from_bridge),
-                Row::Message(r) => self.message(seq, *op, r, from_bridge),
-                Row::Attachment(r) => self.attachment(seq, *op, r, from_bridge),
-            },
+            Change::Row { op, row } => {
+                // A backfilled row outside the backfill policy is planned as
+                // a snapshot row of an account that does not sync: cached,
+                // GLPI ids in its keys adopted, nothing sent (see `syncing`).
+                self.cache_only = *op == RowOp::SnapshotCacheOnly;
+                let op = if self.cache_only {
+                    RowOp::Snapshot
+                } else {
+                    *op
+                };
+                match row {
+                    Row::Account(r) => Ok(self.book.apply_account(self.conn, op, r)?),
+                    Row::IntegrationsHook(r) => Ok(self.book.apply_hook(self.conn, op, r)?),
+                    Row::Contact(r) => self.contact(seq, op, r, from_bridge),
+                    Row::Conversation(r) => self.conversation(seq, op, r, from_bridge),
+                    Row::Message(r) => self.message(seq, op, r, from_bridge),
+                    Row::Attachment(r) => self.attachment(seq, op, r, from_bridge),
+                }
+            }
         }
     }
 
@@ -105,6 +120,12 @@ impl<'a> Batch<'a> {
             self.enqueue(account_id, &queue, &key, kind)?;
         }
         Ok(self.stats)
+    }
+
+    /// The settings of `account_id` if the change being planned may be sent
+    /// to its GLPI: the account syncs and the row is not cache only.
+    fn syncing(&self, account_id: i64) -> Option<&AccountSettings> {
+        self.book.syncing(account_id).filter(|_| !self.cache_only)
     }
 
     fn enqueue(
@@ -205,7 +226,7 @@ impl<'a> Batch<'a> {
                 link = mappings::contact_link(self.conn, row.id)?;
             }
         }
-        if self.book.syncing(account_id).is_none() {
+        if self.syncing(account_id).is_none() {
             return Ok(());
         }
         let visible_change = match (op, &prev) {
@@ -338,7 +359,7 @@ impl<'a> Batch<'a> {
             link
         };
         cache::put_conversation(self.conn, &new)?;
-        if from_bridge || self.book.syncing(account_id).is_none() {
+        if from_bridge || self.syncing(account_id).is_none() {
             return Ok(());
         }
         if let (RowOp::Update, Some(p)) = (op, &prev) {
@@ -412,6 +433,27 @@ impl ContactKeys {
             .or(self.contact_id.map(|id| (Contact, id)))
             .or(self.legacy_id.map(|id| (User, id)))
     }
+}
+
+/// A conversation's contact as its ticket's requester: `None` when it has
+/// no contact or one GLPI cannot identify (no name, email or phone).
+pub(super) fn requester_snapshot(
+    conn: &Connection,
+    contact_id: Option<i64>,
+) -> rusqlite::Result<Option<ContactSnapshot>> {
+    let contact = match contact_id {
+        Some(id) => cache::contact(conn, id)?,
+        None => None,
+    };
+    Ok(contact
+        .filter(|c| {
+            identifiable(
+                c.name.as_deref(),
+                c.email.as_deref(),
+                c.phone_number.as_deref(),
+            )
+        })
+        .map(|c| contact_snapshot(&c)))
 }
 
 pub(super) fn contact_snapshot(c: &CachedContact) -> ContactSnapshot {

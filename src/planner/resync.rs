@@ -21,7 +21,7 @@ use super::accounts::SettingsBook;
 use super::cache::{self, CachedContact, CachedConversation, CachedMessage};
 use super::plan::{
     attachment_snapshot, contact_snapshot, conversation_snapshot, excluded_by_rule,
-    message_snapshot,
+    message_snapshot, requester_snapshot,
 };
 use super::settings::AccountState;
 
@@ -202,18 +202,7 @@ pub fn conversation(
         account_id,
         jobs: Vec::new(),
     };
-    let contact = match conversation.contact_id {
-        Some(id) => cache::contact(conn, id)?,
-        None => None,
-    }
-    .filter(|c| {
-        identifiable(
-            c.name.as_deref(),
-            c.email.as_deref(),
-            c.phone_number.as_deref(),
-        )
-    })
-    .map(|c| contact_snapshot(&c));
+    let contact = requester_snapshot(conn, conversation.contact_id)?;
     let kind = JobKind::ResyncTicket {
         conversation: conversation_snapshot(&conversation),
         contact,

@@ -12,6 +12,12 @@
 //! Memory does not grow with table size: rows are read in keyset pages
 //! (`WHERE id > $last ORDER BY id LIMIT n`), each page committed to the
 //! change log with its progress in one SQLite transaction.
+//!
+//! The backfill policy (`all`, `none`, `since:D`) is applied by those same
+//! queries ([`selection`]): rows outside it are either not read or logged as
+//! [`RowOp::SnapshotCacheOnly`], so the planner knows them but sends nothing.
+
+pub mod selection;
 
 use std::time::{Duration, Instant};
 
@@ -19,14 +25,16 @@ use pgwire_replication::ReplicationClient;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use super::current::text_query;
+use super::current::{present_columns, text_query};
 use super::error::ReplicationError;
 use super::source::SourceDb;
 use crate::chatwoot::text::RowError;
 use crate::chatwoot::{Change, RowOp, Table};
+use crate::config::BackfillPolicy;
 use crate::lsn::Lsn;
 use crate::state::changes::LoggedTransaction;
 use crate::state::{replication as repl_state, State};
+use selection::{table_selection, TableSelection, ACTIVITY_COLUMNS};
 
 /// What `CREATE_REPLICATION_SLOT … (SNAPSHOT 'export')` returned.
 #[derive(Clone, Debug)]
@@ -105,15 +113,17 @@ pub async fn create_slot_exporting_snapshot(
     })
 }
 
-/// Copies every row of [`Table::ALL`] visible in `slot.snapshot_name` into
-/// the change log as [`RowOp::Snapshot`] changes at the consistent point, and
-/// marks the backfill complete. `client` must be an ordinary connection that
+/// Copies the rows of [`Table::ALL`] visible in `slot.snapshot_name` that
+/// `policy` selects into the change log at the consistent point (as
+/// [`RowOp::Snapshot`], or [`RowOp::SnapshotCacheOnly`] for rows outside the
+/// policy that the planner must know), and marks the backfill complete. `client` must be an ordinary connection that
 /// is not in a transaction; the replication connection that exported the
 /// snapshot must stay open and idle until this returns.
 pub async fn copy_snapshot(
     client: &Client,
     state: &mut State,
     slot: &CreatedSlot,
+    policy: BackfillPolicy,
     page_size: u32,
     cancel: &CancellationToken,
 ) -> Result<BackfillOutcome, ReplicationError> {
@@ -129,9 +139,24 @@ pub async fn copy_snapshot(
         ))
         .await
         .map_err(q("importing the slot's snapshot"))?;
+    // `since:` compares days in UTC, also for a `timestamptz` column.
+    client
+        .batch_execute("SET LOCAL TIME ZONE 'UTC'")
+        .await
+        .map_err(q("setting the backfill's time zone"))?;
+    let activity = present_columns(client, Table::Conversations, &ACTIVITY_COLUMNS).await?;
+    let activity: Vec<&str> = activity.iter().map(String::as_str).collect();
+    let selections: Vec<TableSelection> = Table::ALL
+        .into_iter()
+        .map(|table| table_selection(policy, table, &activity))
+        .collect();
 
     let mut estimates = Vec::new();
-    for table in Table::ALL {
+    for (table, selection) in Table::ALL.into_iter().zip(&selections) {
+        if *selection == TableSelection::Skip {
+            estimates.push((table.name(), 0));
+            continue;
+        }
         let n: i64 = client
             .query_one(
                 "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = to_regclass(format('public.%I', $1::text))",
@@ -142,14 +167,17 @@ pub async fn copy_snapshot(
             .get(0);
         estimates.push((table.name(), n as u64));
     }
-    repl_state::start_backfill(state.conn_mut(), slot.consistent_point, &estimates)?;
+    repl_state::start_backfill(state.conn_mut(), slot.consistent_point, policy, &estimates)?;
+    tracing::info!(%policy, "backfill policy");
 
     let started = Instant::now();
-    for (table, estimate) in Table::ALL.into_iter().zip(estimates.iter().map(|e| e.1)) {
+    let tables = Table::ALL.into_iter().zip(selections);
+    for ((table, selection), estimate) in tables.zip(estimates.iter().map(|e| e.1)) {
         if copy_table(
             client,
             state,
             table,
+            &selection,
             estimate,
             slot.consistent_point,
             page_size,
@@ -177,18 +205,32 @@ pub async fn copy_snapshot(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn copy_table(
     client: &Client,
     state: &mut State,
     table: Table,
+    selection: &TableSelection,
     estimate: u64,
     consistent_point: Lsn,
     page_size: u32,
     cancel: &CancellationToken,
 ) -> Result<BackfillOutcome, ReplicationError> {
+    let (read, sent) = match selection {
+        TableSelection::Rows { read, sent } => (read, sent),
+        TableSelection::Skip => {
+            tracing::info!(
+                table = table.name(),
+                "backfill: not copied (outside the backfill policy)"
+            );
+            repl_state::record_backfill_page(state.conn(), table.name(), 0, 0, true)?;
+            return Ok(BackfillOutcome::Complete { consistent_point });
+        }
+    };
     let (map, select_list, column_count) = text_query(client, table).await?;
     let sql = format!(
-        "SELECT t.id::bigint, {select_list} FROM public.{} AS t WHERE t.id > $1::bigint ORDER BY t.id LIMIT $2::bigint",
+        "SELECT t.id::bigint, ({sent}) AS sent, {select_list} FROM public.{} AS t \
+         WHERE t.id > $1::bigint AND ({read}) ORDER BY t.id LIMIT $2::bigint",
         table.name()
     );
     let stmt = client
@@ -213,13 +255,15 @@ async fn copy_table(
         let mut rejected: Vec<(RowOp, RowError)> = Vec::new();
         for row in &rows {
             last_id = row.get(0);
-            let values = (1..=column_count).map(|i| row.get::<_, Option<&str>>(i));
+            let op = if row.get::<_, bool>(1) {
+                RowOp::Snapshot
+            } else {
+                RowOp::SnapshotCacheOnly
+            };
+            let values = (2..column_count + 2).map(|i| row.get::<_, Option<&str>>(i));
             match map.build_row(values) {
-                Ok(built) => changes.push(Change::Row {
-                    op: RowOp::Snapshot,
-                    row: built,
-                }),
-                Err(error) => rejected.push((RowOp::Snapshot, error)),
+                Ok(built) => changes.push(Change::Row { op, row: built }),
+                Err(error) => rejected.push((op, error)),
             }
         }
         for (_, error) in &rejected {

@@ -9,13 +9,13 @@ use super::error::ReplicationError;
 use crate::chatwoot::text::ColumnMap;
 use crate::chatwoot::{AttachmentRow, MessageRow, Row, Table};
 
-/// The columns of `table` the bridge reads that this database has (an
-/// older Chatwoot may lack some: they read as NULL).
-async fn present_columns(
+/// Those of the `wanted` columns of `table` that this database has, in
+/// order (an older Chatwoot may lack some: they read as NULL).
+pub(super) async fn present_columns(
     client: &impl GenericClient,
     table: Table,
+    wanted: &[&str],
 ) -> Result<Vec<String>, ReplicationError> {
-    let wanted: Vec<&str> = table.columns().to_vec();
     let rows = client
         .query(
             "SELECT c FROM unnest($1::text[]) WITH ORDINALITY AS w(c, n)
@@ -36,7 +36,7 @@ pub(super) async fn text_query(
     client: &impl GenericClient,
     table: Table,
 ) -> Result<(ColumnMap, String, usize), ReplicationError> {
-    let columns = present_columns(client, table).await?;
+    let columns = present_columns(client, table, table.columns()).await?;
     let map = ColumnMap::new(table, columns.iter().map(String::as_str));
     let select_list = columns
         .iter()

@@ -31,6 +31,7 @@ pub use error::ReplicationError;
 pub use setup::{ReplicationNames, SlotStatus};
 pub use source::SourceDb;
 
+use crate::config::BackfillPolicy;
 use crate::lsn::Lsn;
 use crate::secret::Secret;
 use crate::state::replication::{self as repl_state, BackfillStatus, SourceIdentity};
@@ -44,6 +45,8 @@ pub struct ReplicationOptions {
     pub database_url: Secret,
     pub state_path: PathBuf,
     pub names: ReplicationNames,
+    /// What existing history the first start's backfill sends to GLPI.
+    pub backfill: BackfillPolicy,
     /// Rows per backfill page (one SQLite transaction each).
     pub backfill_page_size: u32,
     /// How often the confirmed LSN is sent to PostgreSQL.
@@ -62,6 +65,7 @@ impl ReplicationOptions {
             database_url,
             state_path,
             names: ReplicationNames::default(),
+            backfill: BackfillPolicy::All,
             backfill_page_size: 5_000,
             status_interval: Duration::from_secs(10),
             max_rows_in_flight: 20_000,
@@ -108,6 +112,10 @@ pub async fn run(
     let source = SourceDb::from_url(&options.database_url)?;
     ReplicationNames::validated(&options.names.slot, &options.names.publication)?;
     let mut state = State::open(&options.state_path)?;
+    let backfilled_with = repl_state::load(state.conn())?.backfilled_with();
+    if let Some(notice) = backfill::selection::policy_mismatch(options.backfill, backfilled_with) {
+        tracing::warn!("{notice}");
+    }
     let mut backoff = Backoff::new();
     let mut reached_server = false;
     loop {
@@ -300,7 +308,8 @@ impl Session<'_> {
         let slot = &self.options.names.slot;
         // Marked before the slot exists, so a crash from here on is known to
         // leave a slot of ours (dropped and recreated next time).
-        repl_state::start_backfill(self.state.conn_mut(), Lsn::ZERO, &[])?;
+        let policy = self.options.backfill;
+        repl_state::start_backfill(self.state.conn_mut(), Lsn::ZERO, policy, &[])?;
         if let SlotStatus::Exists { .. } = slot_status {
             tracing::warn!(slot, "a previous backfill did not finish: starting it over");
             backfill::drop_slot(repl, self.source, slot).await?;
@@ -311,6 +320,7 @@ impl Session<'_> {
             client,
             self.state,
             &created,
+            policy,
             self.options.backfill_page_size,
             cancel,
         )

@@ -8,6 +8,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{changes, StateError};
+use crate::config::BackfillPolicy;
 use crate::lsn::Lsn;
 
 pub const SCHEMA: &str = "
@@ -33,6 +34,13 @@ CREATE TABLE IF NOT EXISTS backfill_progress (
     rows_estimated INTEGER NOT NULL,
     last_id INTEGER NOT NULL,
     done INTEGER NOT NULL
+);
+-- The backfill policy the first start's backfill ran with (a table of its
+-- own: state files from before it get it without a migration; none there
+-- and a complete backfill means `all`, the only policy there was).
+CREATE TABLE IF NOT EXISTS backfill_policy (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    policy TEXT NOT NULL
 );
 ";
 
@@ -81,9 +89,19 @@ pub struct ReplicationState {
     pub source: Option<SourceIdentity>,
     pub slot_name: Option<String>,
     pub backfill: BackfillStatus,
+    /// The policy the backfill ran (or runs) with; `None` before it started.
+    pub backfill_policy: Option<BackfillPolicy>,
     pub consistent_point: Lsn,
     pub durable_lsn: Lsn,
     pub confirmed_lsn: Lsn,
+}
+
+impl ReplicationState {
+    /// The policy of a complete backfill (an unfinished one is redone with
+    /// whatever policy is configured then).
+    pub fn backfilled_with(&self) -> Option<BackfillPolicy> {
+        self.backfill_policy.filter(|_| self.backfill.is_complete())
+    }
 }
 
 /// Progress of one table's backfill.
@@ -97,7 +115,13 @@ pub struct TableProgress {
 }
 
 pub fn load(conn: &Connection) -> Result<ReplicationState, StateError> {
-    let state = conn.query_row(
+    let backfill_policy = recorded_policy(conn)?
+        .map(|text| {
+            text.parse::<BackfillPolicy>()
+                .map_err(|e| StateError::Corrupt(format!("the recorded backfill policy: {e}")))
+        })
+        .transpose()?;
+    let mut state = conn.query_row(
         "SELECT system_identifier, database_name, slot_name, backfill, consistent_point, durable_lsn, confirmed_lsn
          FROM replication_state WHERE id = 1",
         [],
@@ -113,6 +137,7 @@ pub fn load(conn: &Connection) -> Result<ReplicationState, StateError> {
                 }),
                 slot_name: r.get(2)?,
                 backfill: BackfillStatus::parse(&r.get::<_, String>(3)?),
+                backfill_policy,
                 consistent_point: Lsn::from_sql(r.get(4)?),
                 durable_lsn: Lsn::from_sql(r.get(5)?),
                 // The column records only idle advancement beyond the change
@@ -122,7 +147,29 @@ pub fn load(conn: &Connection) -> Result<ReplicationState, StateError> {
             })
         },
     )?;
+    if state.backfill.is_complete() && state.backfill_policy.is_none() {
+        // Backfilled before policies were recorded: `all` was the only one.
+        state.backfill_policy = Some(BackfillPolicy::All);
+    }
     Ok(state)
+}
+
+/// The policy text recorded by [`start_backfill`]. A state file opened
+/// read-only (`status`) may come from a version without the table: none.
+fn recorded_policy(conn: &Connection) -> Result<Option<String>, StateError> {
+    let has_table: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'backfill_policy'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_table {
+        return Ok(None);
+    }
+    Ok(conn
+        .query_row("SELECT policy FROM backfill_policy WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?)
 }
 
 /// Binds the state file to a database (first start).
@@ -138,16 +185,21 @@ pub fn bind_source(
     Ok(())
 }
 
-/// Starts a (re)do of the backfill: discards any partial one (its changes and
-/// progress) in one SQLite transaction.
+/// Starts a (re)do of the backfill with `policy`: discards any partial one
+/// (its changes and progress) in one SQLite transaction.
 pub fn start_backfill(
     conn: &mut Connection,
     consistent_point: Lsn,
+    policy: BackfillPolicy,
     estimates: &[(&str, u64)],
 ) -> Result<(), StateError> {
     let tx = super::write_transaction(conn)?;
     changes::clear(&tx)?;
     tx.execute("DELETE FROM backfill_progress", [])?;
+    tx.execute(
+        "INSERT OR REPLACE INTO backfill_policy (id, policy) VALUES (1, ?1)",
+        [policy.to_string()],
+    )?;
     for (table, estimate) in estimates {
         tx.execute(
             "INSERT INTO backfill_progress (table_name, rows_done, rows_estimated, last_id, done) VALUES (?1, 0, ?2, 0, 0)",
@@ -163,7 +215,9 @@ pub fn start_backfill(
 }
 
 /// Records one backfilled page (inside the caller's SQLite transaction, the
-/// one that appended the page's rows).
+/// one that appended the page's rows). The table's last page replaces its
+/// estimate with the rows copied: a backfill policy copies fewer rows than
+/// the table holds.
 pub fn record_backfill_page(
     conn: &Connection,
     table: &str,
@@ -172,7 +226,9 @@ pub fn record_backfill_page(
     done: bool,
 ) -> Result<(), StateError> {
     conn.execute(
-        "UPDATE backfill_progress SET rows_done = rows_done + ?2, last_id = ?3, done = ?4 WHERE table_name = ?1",
+        "UPDATE backfill_progress SET rows_done = rows_done + ?2, last_id = ?3, done = ?4,
+             rows_estimated = CASE WHEN ?4 THEN rows_done + ?2 ELSE rows_estimated END
+         WHERE table_name = ?1",
         params![table, rows as i64, last_id, done],
     )?;
     Ok(())
@@ -241,14 +297,42 @@ mod tests {
     use crate::state::State;
 
     #[test]
+    fn a_backfill_from_before_policies_were_recorded_reads_as_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path().join("s.sqlite3")).unwrap();
+        complete_backfill(state.conn()).unwrap();
+        assert_eq!(
+            load(state.conn()).unwrap().backfill_policy,
+            Some(BackfillPolicy::All)
+        );
+        // Such a file, read before the new version opened it for writing
+        // (`status` opens read-only and creates no table).
+        state
+            .conn()
+            .execute_batch("DROP TABLE backfill_policy")
+            .unwrap();
+        assert_eq!(
+            load(state.conn()).unwrap().backfill_policy,
+            Some(BackfillPolicy::All)
+        );
+    }
+
+    #[test]
     fn backfill_restart_discards_partial_work() {
         let dir = tempfile::tempdir().unwrap();
         let mut state = State::open(dir.path().join("s.sqlite3")).unwrap();
         let fresh = load(state.conn()).unwrap();
         assert_eq!(fresh.backfill, BackfillStatus::NotStarted);
         assert_eq!(fresh.source, None);
+        assert_eq!(fresh.backfill_policy, None);
 
-        start_backfill(state.conn_mut(), Lsn(50), &[("accounts", 10)]).unwrap();
+        start_backfill(
+            state.conn_mut(),
+            Lsn(50),
+            BackfillPolicy::None,
+            &[("accounts", 10)],
+        )
+        .unwrap();
         state
             .append_transactions(&[changes::LoggedTransaction {
                 commit_lsn: Lsn(50),
@@ -262,7 +346,13 @@ mod tests {
         assert_eq!(backfill_progress(state.conn()).unwrap()[0].rows_done, 1);
 
         // A redo after a crash starts from nothing.
-        start_backfill(state.conn_mut(), Lsn(90), &[("accounts", 11)]).unwrap();
+        start_backfill(
+            state.conn_mut(),
+            Lsn(90),
+            BackfillPolicy::All,
+            &[("accounts", 11)],
+        )
+        .unwrap();
         assert_eq!(state.depth().unwrap(), 0);
         let progress = backfill_progress(state.conn()).unwrap();
         assert_eq!((progress[0].rows_done, progress[0].rows_estimated), (0, 11));
@@ -271,9 +361,27 @@ mod tests {
             (st.backfill, st.consistent_point, st.durable_lsn),
             (BackfillStatus::InProgress, Lsn(90), Lsn::ZERO)
         );
+        assert_eq!(
+            st.backfill_policy,
+            Some(BackfillPolicy::All),
+            "the redo's policy replaces the discarded one's"
+        );
+        assert_eq!(st.backfilled_with(), None, "not complete yet");
 
+        let since: BackfillPolicy = "since:2024-02-29".parse().unwrap();
+        start_backfill(state.conn_mut(), Lsn(90), since, &[("accounts", 11)]).unwrap();
+        record_backfill_page(state.conn(), "accounts", 3, 9, false).unwrap();
+        record_backfill_page(state.conn(), "accounts", 1, 12, true).unwrap();
+        let progress = backfill_progress(state.conn()).unwrap();
+        assert_eq!(
+            (progress[0].rows_done, progress[0].rows_estimated),
+            (4, 4),
+            "a finished table's estimate is what it copied"
+        );
         complete_backfill(state.conn()).unwrap();
         let st = load(state.conn()).unwrap();
+        assert_eq!(st.backfill_policy, Some(since));
+        assert_eq!(st.backfilled_with(), Some(since));
         assert_eq!(
             (st.backfill, st.durable_lsn, st.confirmed_lsn),
             (BackfillStatus::Complete, Lsn(90), Lsn(90)),

@@ -90,16 +90,12 @@ pub async fn sync_contact_job(
             ctx.complete(job, |_| Ok(())).await
         }
         Some(link) => {
-            let previous: Option<PersonFields> = link
-                .synced_fields
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok());
-            let input = match person_type {
-                GlpiPersonType::User => fields.user_update_input(previous.as_ref()),
-                GlpiPersonType::Contact => fields.contact_input(),
-            };
             ctx.glpi
-                .update(person_type.itemtype(), link.glpi_id, &input)
+                .update(
+                    person_type.itemtype(),
+                    link.glpi_id,
+                    &update_input(&fields, &link),
+                )
                 .await?;
             complete_link(ctx, job, contact, link.glpi_id, synced, false).await
         }
@@ -107,6 +103,19 @@ pub async fn sync_contact_job(
             let glpi_id = find_or_create(ctx, &fields).await?;
             complete_link(ctx, job, contact, glpi_id, synced, true).await
         }
+    }
+}
+
+/// The PUT input that brings a linked GLPI record to `fields` (a user's
+/// email is added only when it differs from the one last sent).
+pub(super) fn update_input(fields: &PersonFields, link: &ContactLink) -> serde_json::Value {
+    let previous: Option<PersonFields> = link
+        .synced_fields
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok());
+    match link.person_type {
+        GlpiPersonType::User => fields.user_update_input(previous.as_ref()),
+        GlpiPersonType::Contact => fields.contact_input(),
     }
 }
 

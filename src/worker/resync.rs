@@ -7,13 +7,12 @@
 
 use serde_json::{json, Value};
 
-use super::contact::{complete_link, fields_of, find_or_create, NOT_IDENTIFIABLE};
+use super::contact::{complete_link, fields_of, find_or_create, update_input, NOT_IDENTIFIABLE};
 use super::followup::followups_by_message;
 use super::job::{enqueue_conversation_write_back, JobContext, JobError};
-use super::person::PersonFields;
 use super::ticket::{create_ticket_job, glpi_priority, glpi_status};
 use crate::outbox::{ContactSnapshot, ConversationSnapshot, Job, MessageSnapshot};
-use crate::state::mappings::{self, GlpiPersonType};
+use crate::state::mappings;
 
 /// What GLPI holds for a mapped id.
 enum InGlpi {
@@ -67,15 +66,9 @@ pub async fn resync_contact_job(
     if let Some(link) = link {
         match read_back(ctx, itemtype, link.glpi_id).await? {
             InGlpi::Present(_) => {
-                let previous: Option<PersonFields> = link
-                    .synced_fields
-                    .as_deref()
-                    .and_then(|s| serde_json::from_str(s).ok());
-                let input = match person_type {
-                    GlpiPersonType::User => fields.user_update_input(previous.as_ref()),
-                    GlpiPersonType::Contact => fields.contact_input(),
-                };
-                ctx.glpi.update(itemtype, link.glpi_id, &input).await?;
+                ctx.glpi
+                    .update(itemtype, link.glpi_id, &update_input(&fields, &link))
+                    .await?;
                 return complete_link(ctx, job, contact, link.glpi_id, synced, true).await;
             }
             InGlpi::Trashed => {

@@ -192,6 +192,8 @@ pub struct BridgeSetup {
     pub seed_sql: Option<String>,
     /// How long [`BridgeEnv::settle`] waits at most.
     pub settle_timeout: Duration,
+    /// Which history the first start's backfill sends to GLPI.
+    pub backfill: chatwoot_glpi_bridge::config::BackfillPolicy,
     /// Appended to the database URL the bridge is given (e.g.
     /// `?sslmode=require`); the test's own connections do not use it.
     pub database_url_suffix: String,
@@ -214,6 +216,7 @@ impl BridgeSetup {
             latency: None,
             seed_sql: None,
             settle_timeout: Duration::from_secs(60),
+            backfill: chatwoot_glpi_bridge::config::BackfillPolicy::All,
             database_url_suffix: String::new(),
         }
     }
@@ -312,6 +315,7 @@ impl BridgeEnv {
         options.replication.names.slot = format!("s_{}", db.name);
         options.replication.names.publication = format!("p_{}", db.name);
         options.replication.status_interval = Duration::from_millis(200);
+        options.replication.backfill = setup.backfill;
         options.workers = WorkerConfig {
             frontend_url: setup.frontend_url.clone(),
             glpi_allow_http: true,
@@ -338,6 +342,19 @@ impl BridgeEnv {
             probes: std::sync::atomic::AtomicU32::new(0),
             settle_timeout: setup.settle_timeout,
         };
+        // The first probe must come through the stream: a probe caught in
+        // the backfill's snapshot is history, which a backfill policy other
+        // than `all` does not send.
+        let path = env.state_path.clone();
+        wait_until(
+            setup.settle_timeout,
+            "the backfill to complete",
+            move || {
+                let done = super::replication::backfill_complete(&path);
+                async move { done }
+            },
+        )
+        .await;
         env.settle().await;
         env
     }
@@ -475,6 +492,36 @@ impl BridgeEnv {
             }
         })
         .await;
+    }
+
+    /// A GLPI administrator's hands on account 1's GLPI: one API call
+    /// outside the bridge (its own session); returns the HTTP status.
+    pub async fn glpi_admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> u16 {
+        let http = reqwest::Client::new();
+        let base = self.emulator.api_url();
+        let session: serde_json::Value = http
+            .get(format!("{base}/initSession"))
+            .header("App-Token", APP_TOKEN)
+            .header("Authorization", format!("user_token {USER_TOKEN}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut request = http
+            .request(method, format!("{base}{path}"))
+            .header("App-Token", APP_TOKEN)
+            .header("Session-Token", session["session_token"].as_str().unwrap());
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap().status().as_u16()
     }
 
     /// A connection of the test's own to the bridge's state file.

@@ -9,10 +9,9 @@ use rusqlite::Connection;
 use crate::chatwoot::{AttachmentRow, Change, Field, MessageRow, Row, RowOp, Table};
 use crate::outbox::{self, keys, AttachmentSnapshot, JobKind, MessageSnapshot};
 use crate::state::changes;
-use crate::worker::person::identifiable;
 
 use super::super::cache::{self, CachedConversation, CachedMessage};
-use super::{contact_snapshot, conversation_snapshot, text_field, Batch, PlanError};
+use super::{conversation_snapshot, requester_snapshot, text_field, Batch, PlanError};
 
 /// Chatwoot's `messages.message_type` for activity messages.
 const ACTIVITY_MESSAGE: i32 = 2;
@@ -56,7 +55,7 @@ impl Batch<'_> {
             snapshot: None,
             job_id: prev.as_ref().and_then(|p| p.job_id),
         };
-        let syncing = !from_bridge && self.book.syncing(account_id).is_some();
+        let syncing = !from_bridge && self.syncing(account_id).is_some();
         match (op, prev_snapshot) {
             (RowOp::Insert | RowOp::Snapshot, _) if syncing => {
                 return self.plan_new_message(op, cached, snapshot);
@@ -122,18 +121,7 @@ impl Batch<'_> {
                 kind,
             )?
         } else {
-            let contact = match conversation.contact_id {
-                Some(id) => cache::contact(self.conn, id)?,
-                None => None,
-            }
-            .filter(|c| {
-                identifiable(
-                    c.name.as_deref(),
-                    c.email.as_deref(),
-                    c.phone_number.as_deref(),
-                )
-            })
-            .map(|c| contact_snapshot(&c));
+            let contact = requester_snapshot(self.conn, conversation.contact_id)?;
             let kind = JobKind::CreateTicket {
                 conversation: conversation_snapshot(&conversation),
                 contact,
@@ -234,7 +222,7 @@ impl Batch<'_> {
             attachments: cache::attachments_of(self.conn, message.id)?,
             ..before.clone()
         };
-        if from_bridge || self.book.syncing(message.account_id).is_none() {
+        if from_bridge || self.syncing(message.account_id).is_none() {
             let mut message = message;
             message.snapshot = Some(after);
             cache::put_message(self.conn, &message)?;
@@ -371,18 +359,15 @@ pub fn preload_backfilled_attachments(
         for logged in &batch {
             match &logged.change.change {
                 Change::Row {
-                    op: RowOp::Snapshot,
+                    op,
                     row: Row::Attachment(a),
-                } => {
+                } if op.is_snapshot() => {
                     if let Some(&message_id) = a.message_id.value() {
                         cache::put_attachment(conn, message_id, &attachment_snapshot(a, None))?;
                         loaded += 1;
                     }
                 }
-                Change::Row {
-                    op: RowOp::Snapshot,
-                    ..
-                } => {}
+                Change::Row { op, .. } if op.is_snapshot() => {}
                 // Snapshot rows all come first: the backfill ends here.
                 _ => return Ok(loaded),
             }
