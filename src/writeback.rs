@@ -21,6 +21,7 @@ use std::sync::Mutex;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::chatwoot_db::ConnectionSettings;
+use crate::replication::error::pg_reason;
 use crate::replication::transaction::BRIDGE_MESSAGE_PREFIX;
 use crate::state::mappings::GlpiPersonType;
 
@@ -28,9 +29,12 @@ use crate::state::mappings::GlpiPersonType;
 /// database restarting or a connection being cut must not lose a write-back.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteBackError {
-    #[error("cannot connect to Chatwoot's database: {0}")]
+    // tokio-postgres' own Display says only "db error" or "error performing
+    // TLS handshake": show the server's message or the cause (a TLS error
+    // says which setting to change).
+    #[error("cannot connect to Chatwoot's database: {}", pg_reason(.0))]
     Connect(#[source] tokio_postgres::Error),
-    #[error("Chatwoot's database refused the write-back: {0}")]
+    #[error("Chatwoot's database refused the write-back: {}", pg_reason(.0))]
     Query(#[source] tokio_postgres::Error),
 }
 

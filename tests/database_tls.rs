@@ -336,6 +336,30 @@ async fn hostssl_only_server_rejects_plaintext_and_accepts_require() {
         .unwrap()
         .get(0);
     assert_eq!(written, Some(42));
+
+    // A write-back that cannot connect says why (it is retried, and logged).
+    let write_back_error = |url: String| async move {
+        let settings: ConnectionSettings = url.parse().unwrap();
+        ChatwootDb::new(settings, 1)
+            .write_contact(contact, GlpiPersonType::User, 43)
+            .await
+            .expect_err("cannot connect")
+            .to_string()
+    };
+    let plaintext = write_back_error(bridge_url(&db, "127.0.0.1", "sslmode=disable")).await;
+    assert!(plaintext.contains("no encryption"), "{plaintext}");
+    let other_ca = certificates().other_ca.display().to_string();
+    let untrusted = write_back_error(bridge_url(
+        &db,
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={other_ca}"),
+    ))
+    .await;
+    assert!(
+        untrusted.contains("not trusted") && untrusted.contains(&other_ca),
+        "{untrusted}"
+    );
+    assert!(!untrusted.contains(BRIDGE_PASSWORD), "{untrusted}");
 }
 
 #[tokio::test]

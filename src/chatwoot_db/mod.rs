@@ -173,9 +173,7 @@ impl ConnectionSettings {
         let is_ip = host.parse::<std::net::IpAddr>().is_ok();
         match self.tls.mode {
             SslMode::Disable => TlsConfig::disabled(),
-            // pgwire-replication has no "prefer, verifying when a root
-            // certificate is given": the replication connection then
-            // encrypts without verifying, as prefer does without one.
+            // Never verified (see SslMode::Prefer).
             SslMode::Prefer => TlsConfig {
                 mode: pgwire_replication::SslMode::Prefer,
                 ..TlsConfig::default()

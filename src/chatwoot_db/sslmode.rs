@@ -13,7 +13,8 @@ pub enum SslMode {
     /// Plaintext only.
     Disable,
     /// TLS when the server offers it, else plaintext; the certificate is not
-    /// verified (unless `sslrootcert` is given).
+    /// verified (libpq would check it against a given `sslrootcert`, but the
+    /// replication connection cannot: both connections behave alike).
     #[default]
     Prefer,
     /// TLS or fail; the certificate is not verified unless `sslrootcert` is
@@ -73,11 +74,11 @@ pub struct TlsSettings {
 
 impl TlsSettings {
     /// Whether the certificate chain is checked: verify-ca and verify-full,
-    /// and (as libpq does) require or prefer when a root certificate is given.
+    /// and (as libpq does) require when a root certificate is given.
     pub fn verifies_chain(&self) -> bool {
         match self.mode {
-            SslMode::Disable => false,
-            SslMode::Prefer | SslMode::Require => self.root_cert.is_some(),
+            SslMode::Disable | SslMode::Prefer => false,
+            SslMode::Require => self.root_cert.is_some(),
             SslMode::VerifyCa | SslMode::VerifyFull => true,
         }
     }
@@ -282,6 +283,9 @@ mod tests {
             split_tls_params("postgres://u@h/db?sslmode=require&sslrootcert=/ca.pem").unwrap();
         assert!(tls.verifies_chain() && !tls.verifies_host());
         let (_, tls) = split_tls_params("postgres://u@h/db?sslmode=require").unwrap();
+        assert!(!tls.verifies_chain());
+        // prefer never verifies: the replication connection could not.
+        let (_, tls) = split_tls_params("postgres://u@h/db?sslrootcert=/ca.pem").unwrap();
         assert!(!tls.verifies_chain());
         let (_, tls) =
             split_tls_params("postgres://u@h/db?sslmode=verify-full&sslrootcert=system").unwrap();

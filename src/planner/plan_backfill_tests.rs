@@ -67,6 +67,12 @@ fn cache_only_rows_are_known_adopted_and_plan_nothing() {
 #[test]
 fn a_live_message_in_an_old_conversation_creates_its_ticket_with_that_message_first() {
     let mut h = backfilled_cache_only();
+    // A status change alone: GLPI has no ticket to update yet.
+    h.commit(vec![conversation(
+        Update,
+        conversation_row(7, 5, 1, Some(2)),
+    )]);
+    assert!(h.jobs().is_empty(), "{:?}", h.jobs());
     h.commit(vec![message(Insert, message_row(70, 7, "Still broken"))]);
     let jobs = h.jobs();
     let ticket = jobs
@@ -80,6 +86,7 @@ fn a_live_message_in_an_old_conversation_creates_its_ticket_with_that_message_fi
             first_message,
         } => {
             assert_eq!(conversation.id, 7);
+            assert_eq!((conversation.status, conversation.priority), (1, Some(2)));
             assert_eq!(contact.as_ref().map(|c| c.id), Some(5));
             assert_eq!(first_message.id, 70);
             assert_eq!(first_message.text, "Still broken");
