@@ -329,6 +329,22 @@ mod tests {
     }
 
     #[test]
+    fn every_connection_waits_for_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite3");
+        let busy_timeout = |state: &State| {
+            state
+                .conn()
+                .query_row("PRAGMA busy_timeout", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+        };
+        let writer = State::open(&path).unwrap();
+        assert_eq!(busy_timeout(&writer), BUSY_TIMEOUT.as_millis() as i64);
+        let reader = State::open_read_only(&path).unwrap();
+        assert_eq!(busy_timeout(&reader), BUSY_TIMEOUT.as_millis() as i64);
+    }
+
+    #[test]
     fn read_only_opening_creates_nothing_and_never_writes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.sqlite3");
