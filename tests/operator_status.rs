@@ -203,6 +203,19 @@ async fn status_reads_without_locking_or_creating_files() {
 
     // The bridge has stopped: only the state file is left, and stays alone.
     assert_eq!(files(), ["state.sqlite3"]);
-    gather(&config(args)).await.unwrap();
+    gather(&config(args.clone())).await.unwrap();
     assert_eq!(files(), ["state.sqlite3"]);
+
+    // A file from an older version: status says so instead of failing on
+    // the first query, and leaves the upgrade to `run`.
+    State::open(&state_path)
+        .unwrap()
+        .conn()
+        .execute_batch("DROP TABLE planner_skips")
+        .unwrap();
+    let text = format!("{:#}", gather(&config(args)).await.unwrap_err());
+    assert!(
+        text.contains("lacks the tables planner_skips") && text.contains("start `run` once"),
+        "{text}"
+    );
 }

@@ -32,10 +32,21 @@ pub fn open_existing_state(config: &Config) -> anyhow::Result<State> {
 /// write lock of a running bridge.
 pub fn open_state_read_only(config: &Config) -> anyhow::Result<State> {
     let path = &config.state_file;
-    match State::open_read_only(path) {
-        Err(StateError::Missing { .. }) => Err(missing_state_file(path)),
-        opened => opened.with_context(|| format!("opening the state file {}", path.display())),
+    let state = match State::open_read_only(path) {
+        Err(StateError::Missing { .. }) => return Err(missing_state_file(path)),
+        opened => opened.with_context(|| format!("opening the state file {}", path.display()))?,
+    };
+    let missing = state.missing_tables()?;
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "the state file {} lacks the tables {}: it was written by an older version of the \
+             bridge (start `run` once, it brings the file up to date) or it is not the bridge's \
+             state file",
+            path.display(),
+            missing.join(", ")
+        );
     }
+    Ok(state)
 }
 
 /// What to do about a missing state file.

@@ -111,6 +111,16 @@ fn create_private(path: &Path) {
         .open(path);
 }
 
+/// The tables a schema declares (`CREATE TABLE IF NOT EXISTS name`).
+fn declared_tables(sql: &str) -> impl Iterator<Item = &str> {
+    sql.split("CREATE TABLE IF NOT EXISTS")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| c == '(' || c.is_whitespace())
+                .find(|w| !w.is_empty())
+        })
+}
+
 /// `file:///…?immutable=1` for a state file without a `-wal` file, else
 /// `None`.
 fn immutable_uri(path: &Path) -> Option<String> {
@@ -197,6 +207,26 @@ impl State {
         })
         .map_err(open_err)?;
         Ok(State { conn, path })
+    }
+
+    /// Tables the current schemas declare that this file lacks: a file
+    /// written by an older version, which `run` (it applies the schemas)
+    /// brings up to date, or not the bridge's file at all.
+    pub fn missing_tables(&self) -> Result<Vec<String>, StateError> {
+        let mut missing = Vec::new();
+        for (_, sql) in SCHEMAS {
+            for table in declared_tables(sql) {
+                let found: i64 = self.conn.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )?;
+                if found == 0 {
+                    missing.push(table.to_owned());
+                }
+            }
+        }
+        Ok(missing)
     }
 
     /// The SQLite connection, for modules that own tables in this file.
@@ -382,6 +412,9 @@ mod tests {
             );
         }
         assert_eq!(files(), before);
+        let state = State::open_read_only(&path).unwrap();
+        assert_eq!(state.missing_tables().unwrap(), Vec::<String>::new());
+        drop(state);
 
         // Beside a writer holding the write lock, reading goes on at once.
         let holder = hold_write_lock(&path, Duration::from_millis(300));
@@ -390,6 +423,30 @@ mod tests {
         crate::state::replication::load(state.conn()).unwrap();
         assert!(started.elapsed() < Duration::from_millis(250));
         holder.join().unwrap();
+    }
+
+    #[test]
+    fn tables_an_older_file_lacks_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite3");
+        drop(State::open(&path).unwrap());
+        {
+            let state = State::open(&path).unwrap();
+            state
+                .conn()
+                .execute_batch("DROP TABLE outbox_jobs")
+                .unwrap();
+        }
+        let state = State::open_read_only(&path).unwrap();
+        assert_eq!(state.missing_tables().unwrap(), ["outbox_jobs"]);
+        let all: Vec<&str> = SCHEMAS
+            .iter()
+            .flat_map(|(_, sql)| declared_tables(sql))
+            .collect();
+        assert!(
+            all.contains(&"changes") && all.contains(&"contact_links"),
+            "{all:?}"
+        );
     }
 
     #[test]
