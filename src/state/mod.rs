@@ -144,28 +144,51 @@ pub fn write_transaction(conn: &mut Connection) -> rusqlite::Result<Transaction<
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
+/// Puts the file in WAL mode. On a new file this needs the exclusive lock,
+/// which SQLite's busy handler does not wait for while another connection is
+/// switching the same file, so a busy answer is retried here (once the file
+/// is in WAL mode, the pragma only reads).
+fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl State {
     /// Opens (creating if needed) the state file and applies every module's
     /// schema.
     pub fn open(path: impl AsRef<Path>) -> Result<State, StateError> {
         let path = path.as_ref().to_path_buf();
         create_private(&path);
-        let conn = Connection::open(&path).map_err(|source| StateError::Open {
+        let mut conn = Connection::open(&path).map_err(|source| StateError::Open {
             path: path.clone(),
             source,
         })?;
         let open_err = |source| StateError::opening(&path, source);
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_err)?;
+        use_wal(&conn).map_err(open_err)?;
         // FULL: a commit survives power loss, not only a process crash; the
         // change log's commit is what lets us confirm an LSN to PostgreSQL.
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // One write transaction for every schema: statement by statement
+        // (deferred), a `CREATE … IF NOT EXISTS` that reads the schema then
+        // writes fails at once when another connection created the file in
+        // between, instead of waiting.
+        let tx = write_transaction(&mut conn).map_err(open_err)?;
         for (module, sql) in SCHEMAS {
-            conn.execute_batch(sql)
+            tx.execute_batch(sql)
                 .map_err(|source| match StateError::opening(&path, source) {
                     StateError::Open { path, source } => StateError::Schema {
                         module,
@@ -175,6 +198,7 @@ impl State {
                     unusable => unusable,
                 })?;
         }
+        tx.commit().map_err(open_err)?;
         Ok(State { conn, path })
     }
 
@@ -293,6 +317,32 @@ mod tests {
             )
             .unwrap();
         assert_eq!(tables, 3);
+    }
+
+    #[test]
+    fn processes_opening_one_new_state_file_at_once_all_succeed() {
+        // `run` opens several connections while `status`, `resync` or a
+        // test may open the same file: none may fail with "database is
+        // locked" (seen when schema statements ran as deferred
+        // transactions on a file another connection was creating).
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state.sqlite3");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let openers: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        State::open(&path).map(|_| ())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let result = opener.join().unwrap();
+                assert!(result.is_ok(), "round {round}: {:?}", result.err());
+            }
+        }
     }
 
     #[test]
