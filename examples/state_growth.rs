@@ -332,9 +332,11 @@ fn main() {
     let path = dir.path().join("growth.sqlite3");
     let mut writer = State::open(&path).expect("state");
     replication::complete_backfill(writer.conn()).expect("backfill marker");
-    let mut planner =
-        Planner::new(State::open(&path).expect("state"), ConfiguredAccounts::default())
-            .expect("planner");
+    let mut planner = Planner::new(
+        State::open(&path).expect("state"),
+        ConfiguredAccounts::default(),
+    )
+    .expect("planner");
 
     let started = Instant::now();
     let mut rng = Lcg(42);
