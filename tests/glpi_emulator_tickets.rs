@@ -465,3 +465,118 @@ async fn removing_actors_can_send_a_ticket_back_to_new() {
         ]
     );
 }
+
+#[tokio::test]
+async fn replacing_a_requester_row_by_row() {
+    // What the bridge does when a conversation moves to another contact:
+    // add the new requester, remove the old one (reference §3 Delete, §5.6).
+    let glpi = Glpi::start().await;
+    let old = glpi.create("User", json!({"name": "old-req"})).await;
+    let new = glpi.create("User", json!({"name": "new-req"})).await;
+    let t = glpi
+        .create(
+            "Ticket",
+            json!({"name": "x", "status": 2, "_users_id_requester": old}),
+        )
+        .await;
+    let old_row = glpi.emulator.items("Ticket_User")[0]["id"]
+        .as_i64()
+        .unwrap();
+    let (status, body) = glpi
+        .post(
+            "/Ticket_User/",
+            json!({"input": {"tickets_id": t, "users_id": new, "type": 1, "use_notification": 1, "alternative_email": ""}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["message"], "", "actors produce no message");
+    assert_eq!(glpi.emulator.item("Ticket", t).unwrap()["status"], 2);
+    let (status, body) = send(glpi.req(Method::DELETE, &format!("/Ticket_User/{old_row}"))).await;
+    assert_eq!(
+        (status, body),
+        (200, json!([{old_row.to_string(): true, "message": ""}]))
+    );
+    assert_eq!(
+        actors_of(&glpi, t),
+        [json!({"users_id": new, "type": 1, "use_notification": 1, "alternative_email": ""})]
+    );
+    // Removing any actor (a requester too) of a ticket nobody is assigned
+    // to sends it back to New.
+    assert_eq!(glpi.emulator.item("Ticket", t).unwrap()["status"], 1);
+    // The row is purged (no trash bin): deleting it again is "Item not found".
+    let (status, body) = send(glpi.req(
+        Method::DELETE,
+        &format!("/Ticket_User/{old_row}?force_purge=true"),
+    ))
+    .await;
+    assert_eq!(
+        (status, body),
+        (400, json!(["ERROR_GLPI_DELETE", "Item not found"]))
+    );
+    // The users themselves are untouched.
+    assert!(glpi.emulator.item("User", old).is_some());
+
+    // A ticket may be left without any requester; a solved one keeps its
+    // status.
+    glpi.put(&format!("/Ticket/{t}"), json!({"input": {"status": 5}}))
+        .await;
+    let row = glpi.emulator.items("Ticket_User")[0]["id"]
+        .as_i64()
+        .unwrap();
+    let (status, _) = send(glpi.req(Method::DELETE, &format!("/Ticket_User/{row}"))).await;
+    assert_eq!(status, 200);
+    assert!(actors_of(&glpi, t).is_empty());
+    let (status, list) = glpi
+        .get(&format!("/Ticket/{t}/Ticket_User/?range=0-99"))
+        .await;
+    assert_eq!((status, list), (200, json!([])));
+    assert_eq!(glpi.emulator.item("Ticket", t).unwrap()["status"], 5);
+
+    // A ticket that is gone: its actors cannot be listed (404) nor added to.
+    let (status, _) =
+        send(glpi.req(Method::DELETE, &format!("/Ticket/{t}?force_purge=true"))).await;
+    assert_eq!(status, 200);
+    let (status, body) = glpi.get(&format!("/Ticket/{t}/Ticket_User/")).await;
+    assert_eq!(
+        (status, body),
+        (404, json!(["ERROR_ITEM_NOT_FOUND", "Item not found"]))
+    );
+    let (status, body) = glpi
+        .post(
+            "/Ticket_User/",
+            json!({"input": {"tickets_id": t, "users_id": new, "type": 1}}),
+        )
+        .await;
+    assert_eq!((status, body), (400, json!(["ERROR_GLPI_ADD", ""])));
+}
+
+#[tokio::test]
+async fn email_only_requesters_are_replaced_the_same_way() {
+    let glpi = Glpi::start().await;
+    let t = glpi
+        .create(
+            "Ticket",
+            json!({"name": "x", "status": 4, "_users_id_requester": 0,
+                   "_users_id_requester_notif": {"use_notification": 1, "alternative_email": ["old@example.org"]}}),
+        )
+        .await;
+    let old_row = glpi.emulator.items("Ticket_User")[0]["id"]
+        .as_i64()
+        .unwrap();
+    let add = json!({"input": {"tickets_id": t, "users_id": 0, "type": 1, "use_notification": 1, "alternative_email": "new@example.org"}});
+    let (status, _) = glpi.post("/Ticket_User/", add.clone()).await;
+    assert_eq!(status, 201);
+    // The same email-only requester twice: refused silently (unique key).
+    let (status, body) = glpi.post("/Ticket_User/", add).await;
+    assert_eq!((status, body), (400, json!(["ERROR_GLPI_ADD", ""])));
+    let (status, _) = send(glpi.req(Method::DELETE, &format!("/Ticket_User/{old_row}"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        actors_of(&glpi, t),
+        [
+            json!({"users_id": 0, "type": 1, "use_notification": 1, "alternative_email": "new@example.org"})
+        ]
+    );
+    // Pending, nobody assigned: back to New as well.
+    assert_eq!(glpi.emulator.item("Ticket", t).unwrap()["status"], 1);
+}

@@ -148,6 +148,9 @@ pub fn describe_job(kind: &JobKind) -> String {
         }
         JobKind::UpdateTicket {
             conversation_id, ..
+        }
+        | JobKind::ChangeRequester {
+            conversation_id, ..
         } => format!("{name} for conversation {conversation_id}"),
         JobKind::CreateFollowup {
             conversation_id,

@@ -119,6 +119,56 @@ pub enum Requester {
     Email(String),
 }
 
+impl Requester {
+    /// Adds this requester to a ticket create's input: `_users_id_requester`,
+    /// with `_users_id_requester_notif` for an email-only one.
+    pub fn add_to_ticket_input(&self, input: &mut Map<String, Value>) {
+        match self {
+            Requester::None => {}
+            Requester::User(id) => {
+                input.insert("_users_id_requester".into(), json!(id));
+            }
+            Requester::Email(email) => {
+                input.insert("_users_id_requester".into(), json!(0));
+                input.insert(
+                    "_users_id_requester_notif".into(),
+                    json!({"use_notification": 1, "alternative_email": [email]}),
+                );
+            }
+        }
+    }
+
+    /// The `input` of a `POST /Ticket_User` adding this requester to a
+    /// ticket; `None` for [`Requester::None`].
+    pub fn ticket_user_input(&self, ticket_id: i64) -> Option<Value> {
+        let (users_id, email) = match self {
+            Requester::None => return None,
+            Requester::User(id) => (*id, ""),
+            Requester::Email(email) => (0, email.as_str()),
+        };
+        Some(json!({
+            "tickets_id": ticket_id,
+            "users_id": users_id,
+            "type": ACTOR_REQUESTER,
+            "use_notification": 1,
+            "alternative_email": email,
+        }))
+    }
+
+    /// Whether `row` is this requester's Ticket_User row (emails compare
+    /// without case, as GLPI's collation does).
+    pub fn is_row(&self, row: &TicketUser) -> bool {
+        row.role == ACTOR_REQUESTER
+            && match self {
+                Requester::None => false,
+                Requester::User(id) => row.users_id == *id,
+                Requester::Email(email) => {
+                    row.users_id == 0 && row.alternative_email.eq_ignore_ascii_case(email)
+                }
+            }
+    }
+}
+
 /// A new GLPI Ticket.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TicketInput {
@@ -162,19 +212,7 @@ impl TicketInput {
             }
         }
         put(&mut input, "date", &self.date);
-        match &self.requester {
-            Requester::None => {}
-            Requester::User(id) => {
-                input.insert("_users_id_requester".into(), json!(id));
-            }
-            Requester::Email(email) => {
-                input.insert("_users_id_requester".into(), json!(0));
-                input.insert(
-                    "_users_id_requester_notif".into(),
-                    json!({"use_notification": 1, "alternative_email": [email]}),
-                );
-            }
-        }
+        self.requester.add_to_ticket_input(&mut input);
         if self.disable_notifications {
             input.insert("_disablenotif".into(), json!(true));
         }

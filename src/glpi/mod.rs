@@ -197,6 +197,30 @@ impl GlpiClient {
         Ok(())
     }
 
+    /// Purges item `id` (`force_purge`: types with a trash bin are removed,
+    /// not trashed). Returns `false` when GLPI says the item does not exist
+    /// (already deleted: a repeated delete is not an error).
+    pub async fn delete(&self, itemtype: &str, id: i64) -> Result<bool, GlpiError> {
+        check_itemtype(itemtype)?;
+        let request = Request {
+            verb: Verb::Delete,
+            path: format!("/{itemtype}/{id}"),
+            query: vec![("force_purge".into(), "true".into())],
+            body: None,
+        };
+        match self.call(&request).await {
+            Ok(_) => Ok(true),
+            // 400 ["ERROR_GLPI_DELETE","Item not found"]
+            Err(e)
+                if e.constant() == Some("ERROR_GLPI_DELETE")
+                    && e.message() == Some("Item not found") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Reads item `id` (all columns, text decoded); `None` if GLPI says it
     /// does not exist.
     pub async fn get(&self, itemtype: &str, id: i64) -> Result<Option<Value>, GlpiError> {

@@ -16,12 +16,14 @@ use super::config::{GlpiConfig, GlpiConfigError};
 use super::error::{GlpiError, RequestLine};
 use super::pacing::parse_retry_after;
 
-/// HTTP methods the client uses. Only `Post` is not idempotent.
+/// HTTP methods the client uses. Only `Post` is not idempotent (a repeated
+/// `Delete` finds the item gone, which the client takes as done).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verb {
     Get,
     Post,
     Put,
+    Delete,
 }
 
 impl Verb {
@@ -30,6 +32,7 @@ impl Verb {
             Verb::Get => "GET",
             Verb::Post => "POST",
             Verb::Put => "PUT",
+            Verb::Delete => "DELETE",
         }
     }
 }
@@ -198,6 +201,7 @@ impl Transport {
             Verb::Get => reqwest::Method::GET,
             Verb::Post => reqwest::Method::POST,
             Verb::Put => reqwest::Method::PUT,
+            Verb::Delete => reqwest::Method::DELETE,
         };
         let mut builder = self
             .http

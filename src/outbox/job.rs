@@ -90,6 +90,17 @@ pub enum JobKind {
         status: i32,
         priority: Option<i32>,
     },
+    /// The conversation moved to another contact (a contact merge, or an
+    /// agent moving it): make `contact` the ticket's requester in place of
+    /// the one set before. `contact` is `None` when the new contact is not
+    /// identifiable (or there is none): the old requester is only removed.
+    ChangeRequester {
+        conversation_id: i64,
+        /// The contact the conversation had before, whose requester row is
+        /// removed when the bridge has no record of the requester it set.
+        previous_contact_id: Option<i64>,
+        contact: Option<ContactSnapshot>,
+    },
     CreateFollowup {
         conversation_id: i64,
         message: MessageSnapshot,
@@ -126,6 +137,7 @@ impl JobKind {
             JobKind::SyncContact { .. } => "sync_contact",
             JobKind::CreateTicket { .. } => "create_ticket",
             JobKind::UpdateTicket { .. } => "update_ticket",
+            JobKind::ChangeRequester { .. } => "change_requester",
             JobKind::CreateFollowup { .. } => "create_followup",
             JobKind::UpdateFollowup { .. } => "update_followup",
             JobKind::WriteBackContact { .. } => "write_back_contact",
@@ -205,6 +217,10 @@ pub mod keys {
 
     pub fn update_ticket(conversation_id: i64, change_seq: i64) -> String {
         format!("ticket-update:conversation:{conversation_id}@{change_seq}")
+    }
+
+    pub fn change_requester(conversation_id: i64, change_seq: i64) -> String {
+        format!("requester:conversation:{conversation_id}@{change_seq}")
     }
 
     pub fn create_followup(message_id: i64) -> String {

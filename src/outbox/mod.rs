@@ -21,8 +21,8 @@ pub use store::{
     complete, depth, drop_parked, enqueue, enqueue_contact_write_back,
     enqueue_conversation_write_back, finish, mark_started, next_not_before, next_runnable,
     next_runnable_at, oldest_pending_age, park, parked, parked_counts, parked_head,
-    patch_unstarted, queued_job_state, retry_later, retry_parked, Enqueued, OutboxDepth, ParkedJob,
-    ParkedSelection, QueuedJobState,
+    patch_unstarted, queued_job_id, queued_job_state, retry_later, retry_parked, Enqueued,
+    OutboxDepth, ParkedJob, ParkedSelection, QueuedJobState,
 };
 
 /// The outbox tables (applied by `state::State::open`).

@@ -137,6 +137,15 @@ pub fn enqueue_conversation_write_back(
     )
 }
 
+/// The id of the job queued under idempotency key `key`, if any (done jobs
+/// are deleted, so a key that ran is not found).
+pub fn queued_job_id(conn: &Connection, key: &str) -> Result<Option<i64>, OutboxError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM outbox_jobs WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
 /// A job still in the outbox, as `resync --wait` follows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueuedJobState {

@@ -40,6 +40,8 @@ mod plan_backfill_tests;
 #[cfg(test)]
 mod plan_message_tests;
 #[cfg(test)]
+mod plan_requester_tests;
+#[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
 mod resync_tests;

@@ -23,6 +23,7 @@ use super::outcome::{self, SkipReason};
 use super::settings::AccountSettings;
 
 mod messages;
+mod requester;
 
 pub use messages::preload_backfilled_attachments;
 pub(super) use messages::{attachment_snapshot, excluded_by_rule, message_snapshot};
@@ -407,6 +408,9 @@ impl<'a> Batch<'a> {
             return Ok(());
         }
         if let (RowOp::Update, Some(p)) = (op, &prev) {
+            if new.ticket_planned && p.contact_id != new.contact_id {
+                self.requester_changed(seq, account_id, &new, p.contact_id)?;
+            }
             if new.ticket_planned && (p.status != new.status || p.priority != new.priority) {
                 let kind = JobKind::UpdateTicket {
                     conversation_id: row.id,

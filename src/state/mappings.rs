@@ -39,6 +39,17 @@ CREATE TABLE IF NOT EXISTS ticket_links (
     -- matched to messages (by marker) before the first new one is posted
     reconciled             INTEGER NOT NULL DEFAULT 1
 );
+-- The requester the bridge last set on a conversation's ticket (one
+-- Ticket_User row of type 1): a ChangeRequester job removes exactly that row
+-- when the conversation moves to another contact.
+CREATE TABLE IF NOT EXISTS ticket_requesters (
+    conversation_id   INTEGER PRIMARY KEY,
+    -- the Chatwoot contact it stands for (NULL: the ticket has none from us)
+    contact_id        INTEGER,
+    -- a GLPI user id, or 0 for an email-only requester (contact mode)
+    glpi_user_id      INTEGER NOT NULL DEFAULT 0,
+    alternative_email TEXT    NOT NULL DEFAULT ''
+);
 CREATE TABLE IF NOT EXISTS followup_links (
     message_id       INTEGER PRIMARY KEY,
     conversation_id  INTEGER NOT NULL,
@@ -107,6 +118,16 @@ pub struct TicketLink {
     /// False for a ticket adopted from Chatwoot's keys whose followups have
     /// not been matched to messages yet.
     pub reconciled: bool,
+}
+
+/// The requester the bridge last set on a ticket. `glpi_user_id` 0 with an
+/// empty `alternative_email` means none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TicketRequester {
+    pub conversation_id: i64,
+    pub contact_id: Option<i64>,
+    pub glpi_user_id: i64,
+    pub alternative_email: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -285,6 +306,56 @@ pub fn record_ticket_state(
     Ok(())
 }
 
+pub fn ticket_requester(
+    conn: &Connection,
+    conversation_id: i64,
+) -> rusqlite::Result<Option<TicketRequester>> {
+    conn.query_row(
+        "SELECT conversation_id, contact_id, glpi_user_id, alternative_email
+           FROM ticket_requesters WHERE conversation_id = ?1",
+        [conversation_id],
+        |row| {
+            Ok(TicketRequester {
+                conversation_id: row.get(0)?,
+                contact_id: row.get(1)?,
+                glpi_user_id: row.get(2)?,
+                alternative_email: row.get(3)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Records (or replaces) the requester the bridge set on a ticket.
+pub fn record_requester(conn: &Connection, requester: &TicketRequester) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO ticket_requesters (conversation_id, contact_id, glpi_user_id, alternative_email)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (conversation_id) DO UPDATE SET contact_id = excluded.contact_id,
+             glpi_user_id = excluded.glpi_user_id, alternative_email = excluded.alternative_email",
+        params![
+            requester.conversation_id,
+            requester.contact_id,
+            requester.glpi_user_id,
+            requester.alternative_email
+        ],
+    )?;
+    Ok(())
+}
+
+/// Records the description tail a ticket's description now ends with.
+pub fn record_description_tail(
+    conn: &Connection,
+    conversation_id: i64,
+    tail: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE ticket_links SET description_tail = ?2 WHERE conversation_id = ?1",
+        params![conversation_id, tail],
+    )?;
+    Ok(())
+}
+
 pub fn followup_link(conn: &Connection, message_id: i64) -> rusqlite::Result<Option<FollowupLink>> {
     conn.query_row(
         "SELECT message_id, conversation_id, glpi_followup_id FROM followup_links WHERE message_id = ?1",
@@ -336,6 +407,10 @@ pub fn followup_count(conn: &Connection, conversation_id: i64) -> rusqlite::Resu
 pub fn forget_ticket(conn: &Connection, conversation_id: i64) -> rusqlite::Result<()> {
     conn.execute(
         "DELETE FROM followup_links WHERE conversation_id = ?1",
+        [conversation_id],
+    )?;
+    conn.execute(
+        "DELETE FROM ticket_requesters WHERE conversation_id = ?1",
         [conversation_id],
     )?;
     conn.execute(

@@ -165,6 +165,20 @@ pub async fn execute(ctx: &JobContext, job: &Job) -> Result<(), JobError> {
             status,
             priority,
         } => super::ticket::update_ticket_job(ctx, job, *conversation_id, *status, *priority).await,
+        JobKind::ChangeRequester {
+            conversation_id,
+            previous_contact_id,
+            contact,
+        } => {
+            super::requester::change_requester_job(
+                ctx,
+                job,
+                *conversation_id,
+                *previous_contact_id,
+                contact.as_ref(),
+            )
+            .await
+        }
         JobKind::CreateFollowup {
             conversation_id,
             message,

@@ -13,6 +13,7 @@ pub mod content;
 pub mod followup;
 pub mod job;
 pub mod person;
+pub mod requester;
 pub mod resync;
 pub mod runtime;
 pub mod senders;

@@ -8,7 +8,8 @@ use super::contact::ensure_contact;
 use super::content::{self, DescriptionExtras};
 use super::followup::{prepare, rendered};
 use super::job::{enqueue_conversation_write_back, JobContext, JobError};
-use crate::glpi::{Criterion, Link, SearchQuery, SearchType};
+use super::requester::{refused_email, requester_of, requester_record};
+use crate::glpi::{Criterion, Link, Requester, SearchQuery, SearchType};
 use crate::outbox::{ContactSnapshot, ConversationSnapshot, Job, MessageSnapshot};
 use crate::state::mappings::{self, GlpiPersonType, TicketLink};
 
@@ -33,6 +34,7 @@ pub async fn create_ticket_job(
         Some(contact) => ensure_contact(ctx, contact).await?,
         None => None,
     };
+    let mut requester = requester_of(person.as_ref());
     let contact_mode = ctx.settings.person_type == GlpiPersonType::Contact;
     let details = person
         .as_ref()
@@ -92,20 +94,8 @@ pub async fn create_ticket_job(
             if let Some(date) = content::glpi_datetime(&conversation.created_at) {
                 input["date"] = json!(date);
             }
-            match &person {
-                Some((link, _)) if link.person_type == GlpiPersonType::User => {
-                    input["_users_id_requester"] = json!(link.glpi_id);
-                }
-                Some((_, fields)) => {
-                    if let Some(email) = &fields.email {
-                        // GLPI cannot make a Contact a ticket actor: an
-                        // email-only requester instead.
-                        input["_users_id_requester"] = json!(0);
-                        input["_users_id_requester_notif"] =
-                            json!({ "use_notification": 1, "alternative_email": [email] });
-                    }
-                }
-                None => {}
+            if let Some(object) = input.as_object_mut() {
+                requester.add_to_ticket_input(object);
             }
             match create_ticket(ctx, &input, &marker).await {
                 // GLPI validates actor emails more strictly than Chatwoot
@@ -113,13 +103,14 @@ pub async fn create_ticket_job(
                 // without the email-only requester (the description still
                 // names the contact).
                 Err(JobError::Glpi(err))
-                    if refused_email(&err) && input.get("_users_id_requester_notif").is_some() =>
+                    if refused_email(&err) && matches!(requester, Requester::Email(_)) =>
                 {
                     tracing::warn!(conversation = conversation.id, error = %err, "GLPI refused the requester's email; ticket created without requester");
                     if let Some(object) = input.as_object_mut() {
                         object.remove("_users_id_requester");
                         object.remove("_users_id_requester_notif");
                     }
+                    requester = Requester::None;
                     create_ticket(ctx, &input, &marker).await?
                 }
                 other => other?,
@@ -138,8 +129,10 @@ pub async fn create_ticket_job(
         description_tail: Some(tail),
         reconciled,
     };
+    let requester = requester_record(&requester, conversation.id, contact.map(|c| c.id));
     ctx.complete(job, move |tx| {
         mappings::record_ticket(tx, &link)?;
+        mappings::record_requester(tx, &requester)?;
         enqueue_conversation_write_back(tx, link.account_id, link.conversation_id)
     })
     .await
@@ -158,14 +151,6 @@ async fn create_ticket(
         }
         Err(err) => Err(err.into()),
     }
-}
-
-/// GLPI's "Invalid email address" refusal of an actor.
-fn refused_email(err: &crate::glpi::GlpiError) -> bool {
-    err.constant() == Some("ERROR_GLPI_ADD")
-        && err
-            .message()
-            .is_some_and(|m| m.to_lowercase().contains("email"))
 }
 
 /// A ticket whose description carries `marker`.

@@ -51,6 +51,36 @@ pub fn account_glpi(emulator: &Emulator, person_type: GlpiPersonType) -> Account
     }
 }
 
+/// A GLPI administrator's hands on `emulator`: one API call outside the
+/// bridge (its own session); returns the HTTP status.
+pub async fn glpi_admin(
+    emulator: &Emulator,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> u16 {
+    let http = reqwest::Client::new();
+    let base = emulator.api_url();
+    let session: serde_json::Value = http
+        .get(format!("{base}/initSession"))
+        .header("App-Token", APP_TOKEN)
+        .header("Authorization", format!("user_token {USER_TOKEN}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut request = http
+        .request(method, format!("{base}{path}"))
+        .header("App-Token", APP_TOKEN)
+        .header("Session-Token", session["session_token"].as_str().unwrap());
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
 /// Workers running against an emulator, fed by jobs the test enqueues.
 pub struct JobEnv {
     pub db: TestDb,
@@ -507,26 +537,7 @@ impl BridgeEnv {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> u16 {
-        let http = reqwest::Client::new();
-        let base = self.emulator.api_url();
-        let session: serde_json::Value = http
-            .get(format!("{base}/initSession"))
-            .header("App-Token", APP_TOKEN)
-            .header("Authorization", format!("user_token {USER_TOKEN}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mut request = http
-            .request(method, format!("{base}{path}"))
-            .header("App-Token", APP_TOKEN)
-            .header("Session-Token", session["session_token"].as_str().unwrap());
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.unwrap().status().as_u16()
+        glpi_admin(&self.emulator, method, path, body).await
     }
 
     /// A connection of the test's own to the bridge's state file.
