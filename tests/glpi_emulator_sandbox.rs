@@ -1,6 +1,6 @@
 //! Contract: `chatwoot-glpi-bridge glpi-sandbox` prints its API URL, answers
-//! like GLPI, logs requests without tokens, and on Ctrl-C prints what was
-//! created.
+//! like GLPI, logs requests without tokens, and on Ctrl-C or SIGTERM
+//! (`docker stop`) prints what was created and exits 0.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,6 +11,15 @@ use tokio::process::Command;
 
 #[tokio::test]
 async fn sandbox_prints_url_and_a_summary_on_ctrl_c() {
+    sandbox_prints_url_and_a_summary_on(libc::SIGINT).await;
+}
+
+#[tokio::test]
+async fn sandbox_stops_with_a_summary_on_sigterm_as_docker_stop_sends() {
+    sandbox_prints_url_and_a_summary_on(libc::SIGTERM).await;
+}
+
+async fn sandbox_prints_url_and_a_summary_on(stop_signal: libc::c_int) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatwoot-glpi-bridge"))
         .args([
             "glpi-sandbox",
@@ -63,13 +72,13 @@ async fn sandbox_prints_url_and_a_summary_on_ctrl_c() {
         .unwrap();
     assert_eq!(created.status(), 201);
     let pid = child.id().unwrap() as libc::pid_t;
-    // SAFETY: sending SIGINT to the child we spawned.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    // SAFETY: sending a signal to the child we spawned.
+    assert_eq!(unsafe { libc::kill(pid, stop_signal) }, 0);
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await
-        .expect("exits after Ctrl-C")
+        .expect("exits after the signal")
         .unwrap();
-    assert!(status.success());
+    assert!(status.success(), "{status:?} after signal {stop_signal}");
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).await.unwrap();
     assert!(rest.contains("POST /Ticket/ -> 201"), "{rest}");

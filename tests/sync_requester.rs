@@ -369,6 +369,8 @@ async fn merging_contacts_in_chatwoot_moves_the_mergee_ticket_to_the_base_user()
         .await;
     let base_ticket = env.ticket_of(base_conversation).await;
     let mergee_ticket = env.ticket_of(mergee_conversation).await;
+    env.new_message(mergee_conversation, true, "Still broken")
+        .await;
     env.settle().await;
     let glpi_user = |contact: i64| {
         let env = &env;
@@ -381,18 +383,45 @@ async fn merging_contacts_in_chatwoot_moves_the_mergee_ticket_to_the_base_user()
     let (ada, bea) = (glpi_user(base).await, glpi_user(mergee).await);
     assert_eq!(ticket_requester_users(&env, mergee_ticket), [json!(bea)]);
     let users_before = env.emulator.items("User").len();
+    let old_row = env
+        .emulator
+        .items("Ticket_User")
+        .into_iter()
+        .find(|a| a["tickets_id"] == mergee_ticket && a["users_id"] == bea)
+        .expect("the mergee is the requester")["id"]
+        .clone();
+    env.emulator.clear_requests();
 
-    // ContactMergeAction: the mergee's conversations move to the base
-    // contact, then the mergee row is deleted, in one transaction.
+    // ContactMergeAction: the mergee's conversations and messages move to
+    // the base contact, then the mergee row is deleted, in one transaction.
     env.sql(&format!(
         "BEGIN;
          UPDATE conversations SET contact_id = {base}, updated_at = now() WHERE contact_id = {mergee};
+         UPDATE messages SET sender_id = {base} WHERE sender_type = 'Contact' AND sender_id = {mergee};
          DELETE FROM contacts WHERE id = {mergee};
          COMMIT;"
     ))
     .await;
     env.settle().await;
 
+    // Five calls: list the actors, add the new requester, remove the old
+    // one, read the ticket back, put back the status GLPI reset. The
+    // messages moved to the base contact are not rewritten.
+    let calls: Vec<String> = env
+        .glpi_requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            format!("GET /Ticket/{mergee_ticket}/Ticket_User"),
+            "POST /Ticket_User".to_owned(),
+            format!("DELETE /Ticket_User/{old_row}"),
+            format!("GET /Ticket/{mergee_ticket}"),
+            format!("PUT /Ticket/{mergee_ticket}"),
+        ]
+    );
     assert_eq!(ticket_requester_users(&env, mergee_ticket), [json!(ada)]);
     assert_eq!(ticket_requester_users(&env, base_ticket), [json!(ada)]);
     assert_eq!(

@@ -1,6 +1,6 @@
 //! The `glpi-sandbox` subcommand: runs the GLPI emulator on this machine so an
 //! operator can point the bridge at it, dry-run a sync, and see on Ctrl-C
-//! what would have been created in a real GLPI.
+//! (or SIGTERM: `docker stop`) what would have been created in a real GLPI.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio_util::sync::CancellationToken;
 
 use crate::glpi_emulator::{redact_query, ApiUser, Emulator, EmulatorConfig, GlpiVersion};
 
@@ -55,6 +56,11 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
     let emulator = Emulator::start_on(args.listen, config)
         .await
         .with_context(|| format!("starting the GLPI sandbox on {}", args.listen))?;
+    // Stop on Ctrl-C and on SIGTERM: in a container `docker stop` sends
+    // SIGTERM, which would otherwise kill the sandbox after the grace period
+    // with its summary unprinted.
+    let stop = CancellationToken::new();
+    tokio::spawn(super::run::cancel_on_signal(stop.clone()));
     println!(
         "GLPI sandbox (GLPI {}) listening; API URL: {}",
         match args.glpi_version {
@@ -64,13 +70,11 @@ pub async fn execute(args: Args) -> anyhow::Result<()> {
         emulator.api_url()
     );
     println!(
-        "Point the bridge's GLPI api_url at it; press Ctrl-C for a summary of what was created."
+        "Point the bridge's GLPI api_url at it; press Ctrl-C (or stop it with SIGTERM) for a summary of what was created."
     );
     let printed = Arc::new(AtomicUsize::new(0));
     let log = tokio::spawn(log_requests(emulator.clone(), printed.clone()));
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    stop.cancelled().await;
     log.abort();
     let _ = log.await;
     print_new_requests(&emulator, &printed, true);

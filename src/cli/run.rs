@@ -124,8 +124,8 @@ pub async fn serve(
     result
 }
 
-/// Cancels `cancel` on SIGTERM or SIGINT.
-async fn cancel_on_signal(cancel: CancellationToken) {
+/// Cancels `cancel` on SIGTERM or SIGINT (also `glpi-sandbox`'s stop).
+pub(crate) async fn cancel_on_signal(cancel: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

@@ -545,6 +545,37 @@ mod tests {
     }
 
     #[test]
+    fn requester_rows() {
+        let row = |users_id: i64, role: i64, email: &str| TicketUser {
+            id: 1,
+            ticket_id: 5,
+            users_id,
+            role,
+            alternative_email: email.into(),
+        };
+        let user = Requester::User(7);
+        assert!(user.is_row(&row(7, ACTOR_REQUESTER, "")));
+        assert!(
+            !user.is_row(&row(7, 3, "")),
+            "an observer is not a requester"
+        );
+        assert!(!user.is_row(&row(8, ACTOR_REQUESTER, "")));
+        let email = Requester::Email("Anon@Example.org".into());
+        assert!(email.is_row(&row(0, ACTOR_REQUESTER, "anon@example.org")));
+        assert!(!email.is_row(&row(7, ACTOR_REQUESTER, "anon@example.org")));
+        assert!(!Requester::None.is_row(&row(0, ACTOR_REQUESTER, "")));
+        assert_eq!(
+            email.ticket_user_input(5),
+            Some(
+                json!({"tickets_id": 5, "users_id": 0, "type": 1, "use_notification": 1,
+                        "alternative_email": "Anon@Example.org"})
+            )
+        );
+        assert_eq!(user.ticket_user_input(5).unwrap()["users_id"], 7);
+        assert_eq!(Requester::None.ticket_user_input(5), None);
+    }
+
+    #[test]
     fn followup_and_contact_shapes() {
         let followup = FollowupInput {
             ticket_id: 12,

@@ -465,6 +465,26 @@ mod tests {
     }
 
     #[test]
+    fn the_requester_set_is_replaced_and_forgotten_with_the_ticket() {
+        let conn = db();
+        assert_eq!(ticket_requester(&conn, 3).unwrap(), None);
+        let mut requester = TicketRequester {
+            conversation_id: 3,
+            contact_id: Some(5),
+            glpi_user_id: 70,
+            alternative_email: String::new(),
+        };
+        record_requester(&conn, &requester).unwrap();
+        requester.contact_id = Some(6);
+        requester.glpi_user_id = 0;
+        requester.alternative_email = "new@example.org".into();
+        record_requester(&conn, &requester).unwrap();
+        assert_eq!(ticket_requester(&conn, 3).unwrap(), Some(requester));
+        forget_ticket(&conn, 3).unwrap();
+        assert_eq!(ticket_requester(&conn, 3).unwrap(), None);
+    }
+
+    #[test]
     fn last_synced_message_only_moves_forward() {
         let conn = db();
         record_ticket(

@@ -25,8 +25,9 @@ use crate::state::mappings::{self, ContactLink, GlpiPersonType, TicketLink, Tick
 const STATUS_NEW: i64 = 1;
 
 /// The reason a requester change waits when its ticket is gone from GLPI.
-pub const TICKET_GONE: &str = "the conversation's GLPI ticket no longer exists (deleted in GLPI); \
-     run `resync conversation` to create it again with the current contact";
+pub const TICKET_GONE: &str = "the conversation's GLPI ticket no longer exists (deleted in GLPI): \
+     `parked drop` this job, then `resync conversation` creates the ticket again with the \
+     conversation's current contact as requester";
 
 /// The requester a contact's ticket gets: user mode, the contact's GLPI
 /// User; contact mode, an email-only requester with the contact's email
