@@ -73,6 +73,16 @@ fn followup_markers(env: &BridgeEnv, ticket_id: i64) -> Vec<i64> {
     markers
 }
 
+/// The GLPI users that are requesters of `ticket`.
+fn requesters(env: &BridgeEnv, ticket: i64) -> Vec<i64> {
+    env.emulator
+        .items("Ticket_User")
+        .iter()
+        .filter(|r| r["tickets_id"] == ticket && r["type"] == 1)
+        .filter_map(|r| r["users_id"].as_i64())
+        .collect()
+}
+
 /// A conversation of three messages, synced: (contact, conversation,
 /// messages, ticket).
 async fn synced_conversation(env: &BridgeEnv) -> (i64, i64, Vec<i64>, i64) {
@@ -96,10 +106,25 @@ async fn synced_conversation(env: &BridgeEnv) -> (i64, i64, Vec<i64>, i64) {
 #[tokio::test]
 async fn resync_conversation_restores_what_glpi_lost_and_is_idempotent() {
     let mut env = BridgeEnv::start(BridgeSetup::new("user")).await;
-    let (_, conversation, messages, ticket) = synced_conversation(&env).await;
+    let (contact, conversation, messages, ticket) = synced_conversation(&env).await;
     assert_eq!(followup_markers(&env, ticket), messages[1..].to_vec());
+    let user = env.attributes("contacts", contact).await["external"]["glpi_user_id"]
+        .as_i64()
+        .expect("written back");
+    assert_eq!(requesters(&env, ticket), vec![user]);
 
-    // By hand in GLPI: one followup purged, the ticket closed.
+    // By hand in GLPI: the requester removed, one followup purged, the
+    // ticket closed.
+    let row = env
+        .emulator
+        .items("Ticket_User")
+        .into_iter()
+        .find(|r| r["tickets_id"] == ticket && r["type"] == 1)
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    purge(&env, "Ticket_User", row).await;
+    assert!(requesters(&env, ticket).is_empty());
     let lost = env
         .emulator
         .items("ITILFollowup")
@@ -130,6 +155,7 @@ async fn resync_conversation_restores_what_glpi_lost_and_is_idempotent() {
     assert_eq!(count(&sent, "POST", "/Ticket"), 0, "{sent:#?}");
     assert_eq!(count(&sent, "POST", "/ITILFollowup"), 1, "{sent:#?}");
     assert_eq!(followup_markers(&env, ticket), messages[1..].to_vec());
+    assert_eq!(requesters(&env, ticket), vec![user]);
     let shown = env.emulator.item("Ticket", ticket).unwrap();
     assert_eq!(
         shown["status"], 2,

@@ -26,8 +26,8 @@ wait for it):
 finds it again by email, phone or login, else creates it; sends the name, phone and email \
 again; writes the id back into Chatwoot.
   conversation ID  reads the ticket back (finds it by its marker, else creates it again, if \
-GLPI lost it), sets its status and priority, posts every message GLPI does not show yet, and \
-writes the ids back.
+GLPI lost it), sets its status and priority, makes the conversation's contact its requester \
+again, posts every message GLPI does not show yet, and writes the ids back.
 
 It is idempotent: everything is looked up in GLPI before anything is created, so running it \
 twice creates nothing twice. IDs are Chatwoot's database ids (`contacts.id`, \

@@ -250,6 +250,10 @@ pub mod keys {
         format!("resync:ticket:conversation:{conversation_id}")
     }
 
+    pub fn resync_requester(conversation_id: i64) -> String {
+        format!("resync:requester:conversation:{conversation_id}")
+    }
+
     pub fn resync_followup(message_id: i64) -> String {
         format!("resync:followup:message:{message_id}")
     }

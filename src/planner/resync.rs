@@ -206,7 +206,7 @@ pub fn conversation(
     let contact = requester_snapshot(conn, conversation.contact_id)?;
     let kind = JobKind::ResyncTicket {
         conversation: conversation_snapshot(&conversation),
-        contact,
+        contact: contact.clone(),
         first_message: recreate_from,
     };
     let ticket_job = outbox::enqueue(
@@ -217,6 +217,23 @@ pub fn conversation(
         &kind,
     )?;
     planned.push(ticket_job, &kind, None);
+    if contact.is_some() {
+        // The requester as the conversation's contact (a requester removed
+        // or changed in GLPI by hand); adds only what is missing.
+        let kind = JobKind::ChangeRequester {
+            conversation_id,
+            previous_contact_id: None,
+            contact,
+        };
+        let done = outbox::enqueue(
+            conn,
+            account_id,
+            &queue,
+            &keys::resync_requester(conversation_id),
+            &kind,
+        )?;
+        planned.push(done, &kind, None);
+    }
     // Later messages become followups of this ticket, not a second ticket.
     conversation.ticket_planned = true;
     cache::put_conversation(conn, &conversation)?;

@@ -44,6 +44,7 @@ fn a_conversation_resync_queues_the_ticket_check_then_each_shown_message_then_th
         keys,
         vec![
             "resync:ticket:conversation:7",
+            "resync:requester:conversation:7",
             "resync:followup:message:72",
             "writeback:conversation:7",
         ]
@@ -100,6 +101,7 @@ fn messages_an_adopted_ticket_already_showed_are_not_posted_again() {
         keys,
         vec![
             "resync:ticket:conversation:7",
+            "resync:requester:conversation:7",
             "resync:followup:message:72",
             "writeback:conversation:7",
         ]
