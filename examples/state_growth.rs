@@ -8,15 +8,17 @@
 //! planner into a real state file, as live traffic (one Chatwoot
 //! transaction per message). After each planned batch it plays the workers:
 //! records the GLPI ids in the mapping tables as a worker does, and removes
-//! the done jobs. Then it prints the bytes per message of every table and
-//! index (SQLite's `dbstat`), first as the bridge keeps them while the
-//! messages are young, then after pruning with every message older than
-//! the retention (`message_cache_days`), as the file looks for history.
+//! the done jobs. One message in 200 is deleted in Chatwoot later (its
+//! followup re-rendered). Then it prints the bytes per message of every
+//! table and index (SQLite's `dbstat`), first as the bridge keeps them while
+//! the messages are young, then after pruning as if every message were
+//! older than the retention (`message_cache_days`), as the file looks for
+//! history; and how long pruning held the write lock per batch.
 //!
 //! `cargo run --release --example state_growth [messages]`
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chatwoot_glpi_bridge::chatwoot::{
     AccountRow, AttachmentRow, Change, ContactRow, ConversationRow, Field, HookRow, MessageRow,
@@ -24,6 +26,7 @@ use chatwoot_glpi_bridge::chatwoot::{
 };
 use chatwoot_glpi_bridge::lsn::Lsn;
 use chatwoot_glpi_bridge::outbox::JobKind;
+use chatwoot_glpi_bridge::planner::prune::{self, Pruned};
 use chatwoot_glpi_bridge::planner::settings::CRM_INTEGRATION_FLAG;
 use chatwoot_glpi_bridge::planner::{ConfiguredAccounts, Planner};
 use chatwoot_glpi_bridge::state::changes::LoggedTransaction;
@@ -175,6 +178,26 @@ fn message_transaction(rng: &mut Lcg, m: i64) -> Vec<Change> {
             created_at: v(timestamp(m)),
         }),
     ));
+    if m > 50 && (m - 50) % 200 == 0 {
+        // Chatwoot's delete of an earlier message: content replaced, flag set.
+        changes.push(row(
+            RowOp::Update,
+            Row::Message(MessageRow {
+                id: m - 50,
+                account_id: v(1),
+                conversation_id: v((m - 51) / MESSAGES_PER_CONVERSATION + 1),
+                message_type: v(i32::from((m - 50) % 2 == 0)),
+                content_type: v(0),
+                content: v("This message was deleted".into()),
+                processed_message_content: v("This message was deleted".into()),
+                private: v(false),
+                sender_type: v("Contact".into()),
+                sender_id: v(1),
+                content_attributes: v(json!({"deleted": true})),
+                created_at: v(timestamp(m - 50)),
+            }),
+        ));
+    }
     if m % 10 == 0 {
         changes.push(row(
             RowOp::Insert,
@@ -248,6 +271,10 @@ fn run_jobs(conn: &Connection) {
                 .expect("ticket link");
             }
             JobKind::CreateFollowup {
+                conversation_id,
+                message,
+            }
+            | JobKind::UpdateFollowup {
                 conversation_id,
                 message,
             } => {
@@ -370,8 +397,62 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     report(
-        "Young messages (within the retention; all the bridge ever kept before pruning existed):",
+        "Young messages (within the retention; what every message cost forever before pruning existed):",
         planner.state(),
         messages,
+    );
+
+    // As if every message were older than the retention.
+    let retention = Duration::from_secs(prune::DEFAULT_MESSAGE_CACHE_DAYS * 24 * 3600);
+    let now = chrono::NaiveDateTime::parse_from_str(&timestamp(messages), "%Y-%m-%d %H:%M:%S%.f")
+        .expect("timestamp")
+        .and_utc()
+        .timestamp()
+        + retention.as_secs() as i64
+        + 3600;
+    let mut pruner = State::open(&path).expect("state");
+    let started = Instant::now();
+    let (mut total, mut batches, mut longest) = (Pruned::default(), 0, Duration::ZERO);
+    loop {
+        let batch = Instant::now();
+        let pruned = prune::prune_batch(pruner.conn_mut(), retention, now, prune::PRUNE_BATCH)
+            .expect("prune");
+        longest = longest.max(batch.elapsed());
+        batches += 1;
+        total.add(pruned);
+        if !pruned.more {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "\npruned {} messages (+{} deleted ones kept as tombstones, {} attachments) in {batches} transactions, {secs:.2} s ({:.0} messages/s); longest write transaction {:.1} ms",
+        total.messages,
+        total.tombstones,
+        total.attachments,
+        (total.messages + total.tombstones) as f64 / secs,
+        longest.as_secs_f64() * 1000.0
+    );
+    report(
+        "Pruned (every message older than message_cache_days):",
+        &pruner,
+        messages,
+    );
+    let mut released = 0;
+    loop {
+        let pages = prune::release_free_pages(pruner.conn_mut()).expect("release");
+        if pages == 0 {
+            break;
+        }
+        released += pages;
+    }
+    pruner
+        .conn()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    let file = std::fs::metadata(&path).expect("file").len();
+    println!(
+        "after giving {released} free pages back (incremental auto-vacuum, new files): file {file} bytes ({:.1} per message)",
+        file as f64 / messages as f64
     );
 }

@@ -87,6 +87,7 @@ async fn glpi_requests_are_counted_by_endpoint_and_outcome_and_served() {
         "outbox_depth",
         "oldest_pending_age_seconds",
         "parked_jobs",
+        "state_file_bytes",
         "backfill_complete",
         "backfill_rows_copied",
         "replication_connected",

@@ -181,6 +181,10 @@ async fn parked_job_retried_after_the_fix_then_metrics_and_status_show_the_sync(
         text.lines().any(|l| l == refused),
         "missing {refused:?} in\n{text}"
     );
+    let file_bytes: u64 = metric_line(&text, "chatwoot_glpi_bridge_state_file_bytes ")
+        .and_then(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+        .expect("the state file size gauge");
+    assert!(file_bytes >= 16 * 1024, "{file_bytes}");
     let lsn = metric_line(&text, "chatwoot_glpi_bridge_confirmed_lsn ").unwrap();
     assert_ne!(lsn, "chatwoot_glpi_bridge_confirmed_lsn 0");
     assert_eq!(scrape(metrics_port, "/readyz").await.0, 200);

@@ -150,7 +150,15 @@ async fn status_reports_slot_lag_queues_parked_jobs_and_accounts() {
         "password printed:\n{text}"
     );
 
+    let on_disk = std::fs::metadata(&state_path).unwrap().len();
+    assert!(on_disk > 0);
+    assert!(text.contains(" on disk, "), "{text}");
     let json = report.to_json();
+    assert_eq!(
+        json["state_file_bytes"], on_disk,
+        "no -wal file: the bridge is not running"
+    );
+    assert!(json["state_file_free_bytes"].as_u64().unwrap() < on_disk);
     assert_eq!(json["slot"]["exists"], true);
     assert_eq!(json["outbox"]["parked"], 1);
     assert_eq!(json["parked_jobs"][0]["kind"], "sync_contact");

@@ -22,7 +22,7 @@ use crate::outbox::{self, OutboxDepth, ParkedJob};
 use crate::planner::cache::{self as planner_cache, Skip};
 use crate::replication::backfill::selection::policy_mismatch;
 use crate::state::replication::{self as repl_state, ReplicationState, TableProgress};
-use crate::state::{changes, State};
+use crate::state::{changes, DiskUsage, State};
 
 /// Arguments of the subcommand.
 #[derive(Debug, clap::Args)]
@@ -87,6 +87,8 @@ pub struct AccountCounts {
 #[derive(Clone, Debug)]
 pub struct StatusReport {
     pub state_file: PathBuf,
+    /// Its size on disk (`None`: could not be read).
+    pub state_file_size: Option<DiskUsage>,
     pub database: Option<String>,
     pub slot_name: String,
     pub slot: SlotReport,
@@ -140,6 +142,7 @@ pub fn read_state(state: &State) -> anyhow::Result<StatusReport> {
     let conn = state.conn();
     Ok(StatusReport {
         state_file: state.path().to_path_buf(),
+        state_file_size: state.disk_usage().ok(),
         database: None,
         slot_name: String::new(),
         slot: SlotReport::NotChecked("not asked".into()),
@@ -216,7 +219,15 @@ impl StatusReport {
     /// The text `status` prints.
     pub fn render(&self) -> String {
         let mut t = String::new();
-        t.push_str(&format!("State file: {}\n", self.state_file.display()));
+        t.push_str(&format!("State file: {}", self.state_file.display()));
+        if let Some(size) = self.state_file_size {
+            t.push_str(&format!(
+                " ({} on disk, {} of it free for reuse)",
+                human_bytes(size.bytes),
+                human_bytes(size.free_bytes)
+            ));
+        }
+        t.push('\n');
         if let Some(db) = &self.database {
             t.push_str(&format!("Database:   {db}\n"));
         }
@@ -424,6 +435,8 @@ impl StatusReport {
         };
         json!({
             "state_file": self.state_file.display().to_string(),
+            "state_file_bytes": self.state_file_size.map(|s| s.bytes),
+            "state_file_free_bytes": self.state_file_size.map(|s| s.free_bytes),
             "database": self.database,
             "slot_name": self.slot_name,
             "slot": slot,

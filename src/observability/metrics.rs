@@ -124,6 +124,7 @@ pub struct Metrics {
     /// f64 bits.
     oldest_pending_age_seconds: AtomicU64,
     parked_jobs: AtomicU64,
+    state_file_bytes: AtomicU64,
     backfill_complete: AtomicBool,
     backfill: Mutex<BTreeMap<String, TableProgress>>,
     glpi_requests: Mutex<BTreeMap<(String, GlpiOutcome), u64>>,
@@ -214,6 +215,13 @@ impl Metrics {
 
     pub fn set_parked_jobs(&self, jobs: u64) {
         self.parked_jobs.store(jobs, Ordering::Relaxed);
+    }
+
+    // ---- state file --------------------------------------------------------
+
+    /// Bytes the state file takes on disk (its `-wal` file included).
+    pub fn set_state_file_bytes(&self, bytes: u64) {
+        self.state_file_bytes.store(bytes, Ordering::Relaxed);
     }
 
     // ---- GLPI --------------------------------------------------------------
@@ -393,6 +401,12 @@ impl Metrics {
             "parked_jobs",
             "Jobs that failed permanently and wait for the operator (see `parked list`).",
             self.parked_jobs.load(Ordering::Relaxed) as f64,
+        );
+        gauge(
+            &mut out,
+            "state_file_bytes",
+            "Bytes the SQLite state file takes on disk, its -wal file included.",
+            self.state_file_bytes.load(Ordering::Relaxed) as f64,
         );
 
         header(

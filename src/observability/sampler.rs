@@ -1,6 +1,6 @@
 //! Fills the gauges from where the truth is kept, on a timer: the state file
 //! (confirmed LSN, backfill progress, outbox depth, oldest pending job,
-//! parked jobs) and PostgreSQL (the slot's lag and whether a bridge reads
+//! parked jobs, the file's size) and PostgreSQL (the slot's lag and whether a bridge reads
 //! it). Reading the state rather than instrumenting every stage keeps the
 //! stages free of metrics code, and the numbers equal what `status` shows.
 
@@ -103,6 +103,7 @@ fn sample_state(
     metrics.set_outbox_depth(depth.total());
     metrics.set_parked_jobs(depth.parked);
     metrics.set_oldest_pending_age(crate::outbox::oldest_pending_age(conn)?.unwrap_or_default());
+    metrics.set_state_file_bytes(state.disk_usage()?.bytes);
     Ok(complete)
 }
 

@@ -287,6 +287,31 @@ impl State {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// What the state file takes on disk (for `status` and the
+    /// `state_file_bytes` gauge).
+    pub fn disk_usage(&self) -> Result<DiskUsage, StateError> {
+        let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        let pragma = |name: &str| {
+            self.conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
+        };
+        Ok(DiskUsage {
+            bytes: size(&self.path) + size(Path::new(&wal)),
+            free_bytes: (pragma("freelist_count")? * pragma("page_size")?).max(0) as u64,
+        })
+    }
+}
+
+/// The state file's size on disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// The file and its `-wal` file.
+    pub bytes: u64,
+    /// Free pages inside the file, which SQLite reuses for new rows.
+    pub free_bytes: u64,
 }
 
 /// For tests of writers: another connection takes the write lock (an
