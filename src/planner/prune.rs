@@ -147,18 +147,28 @@ pub fn prune_batch(
 /// transaction). Returns the pages released (0 on other files, whose free
 /// pages SQLite reuses).
 pub fn release_free_pages(conn: &mut Connection) -> rusqlite::Result<i64> {
-    let pragma = |name: &str| conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0));
+    fn pragma(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+    }
     const INCREMENTAL: i64 = 2;
-    if pragma("auto_vacuum")? != INCREMENTAL {
+    if pragma(conn, "auto_vacuum")? != INCREMENTAL {
         return Ok(0);
     }
-    let excess = pragma("freelist_count")? - pragma("page_count")? / 10;
+    let excess = pragma(conn, "freelist_count")? - pragma(conn, "page_count")? / 10;
     if excess < 256 {
         return Ok(0);
     }
-    let pages = excess.min(RELEASE_BATCH_PAGES);
+    let free_before = pragma(conn, "freelist_count")?;
     let tx = write_transaction(conn)?;
-    tx.execute_batch(&format!("PRAGMA incremental_vacuum({pages})"))?;
+    {
+        // The pragma frees one page per step: step it to the end.
+        let mut stmt = tx.prepare(&format!(
+            "PRAGMA incremental_vacuum({})",
+            excess.min(RELEASE_BATCH_PAGES)
+        ))?;
+        let mut rows = stmt.query([])?;
+        while rows.next()?.is_some() {}
+    }
     tx.commit()?;
-    Ok(pages)
+    Ok(free_before - pragma(conn, "freelist_count")?)
 }
