@@ -71,6 +71,7 @@ pub fn bridge_options(config: &Config) -> anyhow::Result<BridgeOptions> {
     replication.status_interval = config.status_interval;
     let mut options = BridgeOptions::from_replication(replication);
     options.configured = config.glpi_account.clone();
+    options.message_cache = config.message_cache;
     options.workers = WorkerConfig {
         max_concurrent_conversations: config.max_conversations,
         frontend_url: config
@@ -148,6 +149,8 @@ pub struct BridgeOptions {
     pub replication: ReplicationOptions,
     /// Accounts named by the bridge's own configuration (`GLPI_ACCOUNT_IDS`).
     pub configured: ConfiguredAccounts,
+    /// How long the planner keeps cached message snapshots (`None`: forever).
+    pub message_cache: Option<Duration>,
     pub workers: WorkerConfig,
     /// Connections to Chatwoot's database for write-backs and sender names.
     pub chatwoot_connections: usize,
@@ -167,6 +170,9 @@ impl BridgeOptions {
         BridgeOptions {
             replication,
             configured: ConfiguredAccounts::default(),
+            message_cache: Some(Duration::from_secs(
+                planner::prune::DEFAULT_MESSAGE_CACHE_DAYS * 24 * 3600,
+            )),
             workers: WorkerConfig::default(),
             chatwoot_connections: 4,
             drain_timeout: Duration::from_secs(10),
@@ -183,6 +189,7 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
     let BridgeOptions {
         mut replication,
         configured,
+        message_cache,
         mut workers,
         chatwoot_connections,
         drain_timeout,
@@ -214,7 +221,9 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
     let stop_planner = CancellationToken::new();
     let (stop_workers, workers_stopped) = watch::channel(false);
 
-    let mut planner = Planner::new(open()?, configured.clone()).context("starting the planner")?;
+    let mut planner = Planner::new(open()?, configured.clone())
+        .context("starting the planner")?
+        .with_message_cache(message_cache);
     let mut chatwoot = ChatwootDb::new(chatwoot_config, chatwoot_connections);
     if let Some(metrics) = metrics {
         planner = planner.with_metrics(metrics.clone());

@@ -254,6 +254,9 @@ pub struct Config {
     /// `None` until set; commands that need it call [`Config::database_url`].
     pub database_url: Option<DatabaseUrl>,
     pub state_file: PathBuf,
+    /// How long the planner keeps a message's cached snapshot (`None`:
+    /// forever, `message_cache_days = 0`).
+    pub message_cache: Option<std::time::Duration>,
     pub slot_name: String,
     pub publication_name: String,
     pub backfill: BackfillPolicy,
@@ -331,6 +334,7 @@ impl Config {
         Ok(Config {
             database_url: v.opt(Key::DatabaseUrl, DatabaseUrl::parse)?,
             state_file: PathBuf::from(v.required(Key::StateFile)?),
+            message_cache: v.parse(Key::MessageCacheDays, parse_retention_days)?,
             slot_name: v.parse(Key::SlotName, parse_identifier)?,
             publication_name: v.parse(Key::PublicationName, parse_identifier)?,
             backfill: v.parse(Key::Backfill, str::parse)?,
@@ -456,6 +460,17 @@ fn parse_count(s: &str, min: usize) -> Result<usize, String> {
         return Err(format!("must be at least {min}, got {n}"));
     }
     Ok(n)
+}
+
+/// Whole days, 0 meaning forever (`None`); at most about 100 years.
+fn parse_retention_days(s: &str) -> Result<Option<std::time::Duration>, String> {
+    let days = parse_count(s, 0)?;
+    if days > 36_500 {
+        return Err(format!(
+            "{days} days is more than 100 years: use 0 to keep forever"
+        ));
+    }
+    Ok((days > 0).then(|| std::time::Duration::from_secs(days as u64 * 24 * 3600)))
 }
 
 fn parse_bool(s: &str) -> Result<bool, String> {

@@ -8,6 +8,7 @@
 pub enum Key {
     DatabaseUrl,
     StateFile,
+    MessageCacheDays,
     SlotName,
     PublicationName,
     Backfill,
@@ -57,9 +58,10 @@ pub struct SettingDef {
 
 impl Key {
     /// All settings, in documentation order.
-    pub const ALL: [Key; 26] = [
+    pub const ALL: [Key; 27] = [
         Key::DatabaseUrl,
         Key::StateFile,
+        Key::MessageCacheDays,
         Key::SlotName,
         Key::PublicationName,
         Key::Backfill,
@@ -115,6 +117,19 @@ impl Key {
                 secret: false,
                 meaning: "The bridge's own SQLite file (outbox, Chatwoot-GLPI id mappings, progress). \
                           Keep it on persistent storage; losing it is recoverable but costs a resync.",
+            },
+            Key::MessageCacheDays => &SettingDef {
+                toml_key: "message_cache_days",
+                env: "BRIDGE_MESSAGE_CACHE_DAYS",
+                flag: Some("message-cache-days"),
+                value_name: "DAYS",
+                default: Some("30"),
+                secret: false,
+                meaning: "How long the state file keeps a synced message's text, to update its GLPI \
+                          followup when a late attachment arrives; older ones are pruned while the \
+                          bridge is idle, so the file stops growing with the message history. A \
+                          later deletion of an older message still updates its followup; a late \
+                          attachment to one is listed by `status` instead. 0 = keep forever.",
             },
             Key::SlotName => &SettingDef {
                 toml_key: "slot_name",

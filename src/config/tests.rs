@@ -324,3 +324,29 @@ fn flags_parse_through_clap() {
     );
     assert!(!debug.contains("pw@"), "{debug}");
 }
+
+#[test]
+fn message_cache_days_defaults_to_30_and_0_keeps_forever() {
+    let day = std::time::Duration::from_secs(24 * 3600);
+    assert_eq!(load(None, &[], &[]).unwrap().message_cache, Some(30 * day));
+    let from_env = load(None, &[("BRIDGE_MESSAGE_CACHE_DAYS", "7")], &[]).unwrap();
+    assert_eq!(from_env.message_cache, Some(7 * day));
+    let from_file = load(Some("message_cache_days = 90\n"), &[], &[]).unwrap();
+    assert_eq!(from_file.message_cache, Some(90 * day));
+    let forever = load(None, &[], &[(Key::MessageCacheDays, "0")]).unwrap();
+    assert_eq!(forever.message_cache, None);
+
+    for (bad, says) in [
+        ("-1", "whole number"),
+        ("ten", "whole number"),
+        ("40000", "0 to keep forever"),
+    ] {
+        let err = load(None, &[("BRIDGE_MESSAGE_CACHE_DAYS", bad)], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("BRIDGE_MESSAGE_CACHE_DAYS") && err.contains(says),
+            "{bad}: {err}"
+        );
+    }
+}

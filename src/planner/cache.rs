@@ -6,6 +6,11 @@
 //! (invariant 4) and to render late attachments and deletions, the planner
 //! keeps the last known state of the rows it needs here, updated in the same
 //! SQLite transaction as the jobs it plans.
+//!
+//! A message's row (and its attachments) is only needed while the message
+//! is young: [`super::prune`] forgets it once it is older than
+//! `message_cache_days` and no queued job needs it; see there for why that
+//! keeps every invariant.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -64,7 +69,10 @@ CREATE TABLE IF NOT EXISTS planner_messages (
     -- JSON MessageSnapshot, only for messages planned into GLPI (to re-render)
     snapshot TEXT,
     -- the latest job that carries this message's snapshot
-    job_id INTEGER
+    job_id INTEGER,
+    -- Chatwoot's created_at, unix seconds (0: written by a version before
+    -- pruning, stamped by the pruner): the row is pruned by this age
+    created_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS planner_attachments (
     id INTEGER PRIMARY KEY,
@@ -281,6 +289,32 @@ pub fn put_conversation(conn: &Connection, c: &CachedConversation) -> rusqlite::
     Ok(())
 }
 
+/// Brings the tables of a state file written by an older version up to
+/// date (in [`crate::state::State::open`]'s schema transaction): adds
+/// `planner_messages.created_at` and the index the pruner walks. Rows that
+/// predate the column read 0 until the pruner stamps them.
+pub fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+    let has_created_at: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('planner_messages') WHERE name = 'created_at'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_created_at {
+        conn.execute_batch(
+            "ALTER TABLE planner_messages ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    // Tombstones (deleted messages whose snapshot was pruned) are kept and
+    // left out of the index, so the pruner never walks them again.
+    conn.execute_batch(&format!(
+        "CREATE INDEX IF NOT EXISTS planner_messages_by_age ON planner_messages (created_at)
+         WHERE {PRUNABLE_MESSAGE}"
+    ))
+}
+
+/// The rows the pruner may still forget: all but the tombstones.
+pub(super) const PRUNABLE_MESSAGE: &str = "(snapshot IS NOT NULL OR deleted = 0)";
+
 /// A message as last seen; `snapshot` only when it was planned into GLPI.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CachedMessage {
@@ -290,11 +324,30 @@ pub struct CachedMessage {
     pub deleted: bool,
     pub snapshot: Option<MessageSnapshot>,
     pub job_id: Option<i64>,
+    /// Chatwoot's `created_at` in unix seconds ([`created_at_seconds`]).
+    pub created_at: i64,
+}
+
+/// A PostgreSQL `timestamp` as Chatwoot stores it (UTC,
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]`) in unix seconds; now if it cannot be read,
+/// so an unreadable time never makes a row look old.
+pub fn created_at_seconds(created_at: &str) -> i64 {
+    chrono::NaiveDateTime::parse_from_str(created_at.trim(), "%Y-%m-%d %H:%M:%S%.f")
+        .map(|t| t.and_utc().timestamp())
+        .unwrap_or_else(|_| unix_now())
+}
+
+/// The current time in unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 pub fn message(conn: &Connection, id: i64) -> rusqlite::Result<Option<CachedMessage>> {
     conn.prepare_cached(
-        "SELECT id, conversation_id, account_id, deleted, snapshot, job_id
+        "SELECT id, conversation_id, account_id, deleted, snapshot, job_id, created_at
          FROM planner_messages WHERE id = ?1",
     )?
     .query_row([id], |r| {
@@ -306,6 +359,7 @@ pub fn message(conn: &Connection, id: i64) -> rusqlite::Result<Option<CachedMess
             deleted: r.get(3)?,
             snapshot: snapshot.and_then(|s| serde_json::from_str(&s).ok()),
             job_id: r.get(5)?,
+            created_at: r.get(6)?,
         })
     })
     .optional()
@@ -318,8 +372,8 @@ pub fn put_message(conn: &Connection, m: &CachedMessage) -> rusqlite::Result<()>
         .map(|s| serde_json::to_string(s).expect("a MessageSnapshot always serialises"));
     conn.prepare_cached(
         "INSERT OR REPLACE INTO planner_messages
-             (id, conversation_id, account_id, deleted, snapshot, job_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             (id, conversation_id, account_id, deleted, snapshot, job_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         m.id,
@@ -327,7 +381,8 @@ pub fn put_message(conn: &Connection, m: &CachedMessage) -> rusqlite::Result<()>
         m.account_id,
         m.deleted,
         snapshot,
-        m.job_id
+        m.job_id,
+        m.created_at
     ])?;
     Ok(())
 }

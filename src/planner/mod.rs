@@ -7,6 +7,8 @@
 //!   DELETEs that carry only an id);
 //! - `plan`: the rules, change → jobs;
 //! - `outcome`: why a change made no job (for the metrics);
+//! - `prune`: forgets cached messages older than `message_cache_days`, in
+//!   the drain loop's idle time;
 //! - `resync`: the jobs of the operator's `resync` command, from the same
 //!   cache and rules;
 //! - this module: the drain loop. Each batch is read from the change log in
@@ -18,11 +20,12 @@ pub mod accounts;
 pub mod cache;
 pub mod outcome;
 pub mod plan;
+pub mod prune;
 pub mod resync;
 pub mod settings;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +43,8 @@ mod plan_backfill_tests;
 #[cfg(test)]
 mod plan_message_tests;
 #[cfg(test)]
+mod plan_prune_tests;
+#[cfg(test)]
 mod plan_requester_tests;
 #[cfg(test)]
 mod plan_tests;
@@ -51,6 +56,9 @@ mod test_support;
 /// Changes planned per SQLite transaction: large enough that the commit
 /// (an fsync) is amortised over many changes.
 pub const DEFAULT_BATCH_SIZE: usize = 5_000;
+
+/// Time between pruning passes once a pass found nothing more to do.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// How far a batch may grow to keep one source transaction whole (so an
 /// attachment lands in its message's job rather than a later update).
@@ -68,6 +76,12 @@ pub struct Planner {
     attachments_preloaded: bool,
     /// Where planned changes and jobs are counted (`None`: nowhere).
     metrics: Option<Arc<Metrics>>,
+    /// How long a message's cached snapshot is kept (`None`: forever).
+    message_cache: Option<Duration>,
+    /// When the next pruning pass may start (`None`: now).
+    next_prune: Option<Instant>,
+    /// What the current pruning pass did so far (logged at its end).
+    pruning: prune::Pruned,
 }
 
 impl std::fmt::Debug for Planner {
@@ -90,6 +104,11 @@ impl Planner {
             last_seq: 0,
             attachments_preloaded: false,
             metrics: None,
+            message_cache: Some(Duration::from_secs(
+                prune::DEFAULT_MESSAGE_CACHE_DAYS * 24 * 3600,
+            )),
+            next_prune: None,
+            pruning: prune::Pruned::default(),
         })
     }
 
@@ -102,6 +121,51 @@ impl Planner {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// How long cached message snapshots are kept (`None`: forever; the
+    /// `message_cache_days` setting).
+    pub fn with_message_cache(mut self, retention: Option<Duration>) -> Self {
+        self.message_cache = retention;
+        self
+    }
+
+    /// Whether a pruning step would do something now.
+    pub fn prune_due(&self) -> bool {
+        self.message_cache.is_some() && self.next_prune.is_none_or(|at| Instant::now() >= at)
+    }
+
+    /// One pruning step, if due: one batch of old cached messages forgotten
+    /// (see [`prune`]), or free pages released. Returns whether more work
+    /// waits (call again once the change log is empty again); when a pass
+    /// is over, the next starts after [`PRUNE_INTERVAL`].
+    pub fn prune_step(&mut self) -> Result<bool, PlanError> {
+        let Some(retention) = self.message_cache.filter(|_| self.prune_due()) else {
+            return Ok(false);
+        };
+        let result = prune::prune_batch(
+            self.state.conn_mut(),
+            retention,
+            cache::unix_now(),
+            prune::PRUNE_BATCH,
+        )
+        .and_then(|pruned| {
+            self.pruning.add(pruned);
+            Ok(pruned.more || prune::release_free_pages(self.state.conn_mut())? > 0)
+        });
+        if !matches!(result, Ok(true)) {
+            self.next_prune = Some(Instant::now() + PRUNE_INTERVAL);
+            let done = std::mem::take(&mut self.pruning);
+            if done.messages + done.tombstones > 0 {
+                tracing::info!(
+                    messages = done.messages,
+                    deleted_messages = done.tombstones,
+                    attachments = done.attachments,
+                    "forgot cached messages older than the message cache retention"
+                );
+            }
+        }
+        Ok(result?)
     }
 
     pub fn book(&self) -> &SettingsBook {
@@ -277,6 +341,22 @@ pub async fn run(mut planner: Planner, signals: PlannerSignals) -> anyhow::Resul
                 if !announced_wait && !planner.backfill_complete().unwrap_or(true) {
                     tracing::info!("planner waiting for the backfill to complete");
                     announced_wait = true;
+                }
+                if planner.prune_due() {
+                    // Idle: prune one small batch, then plan again first.
+                    let (back, pruned) = tokio::task::spawn_blocking(move || {
+                        let result = planner.prune_step();
+                        (planner, result)
+                    })
+                    .await?;
+                    planner = back;
+                    match pruned {
+                        Ok(true) => continue,
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!("pruning the state file failed, retrying later: {e}")
+                        }
+                    }
                 }
                 signals.idle_poll
             }

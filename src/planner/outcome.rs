@@ -27,6 +27,9 @@ pub enum SkipReason {
     /// A backfilled row older than the `backfill` setting asks for: cached
     /// only, nothing sent.
     OutsideBackfill,
+    /// A late attachment of a message older than `message_cache_days`,
+    /// whose text is no longer kept (listed by `status`).
+    MessageCacheExpired,
 }
 
 impl SkipReason {
@@ -39,6 +42,7 @@ impl SkipReason {
             SkipReason::ContactNotIdentifiable => "contact_not_identifiable",
             SkipReason::ConversationUnknown => "conversation_unknown",
             SkipReason::OutsideBackfill => "outside_backfill",
+            SkipReason::MessageCacheExpired => "message_cache_expired",
         }
     }
 }

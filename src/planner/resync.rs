@@ -178,6 +178,7 @@ pub fn conversation(
             conversation_id,
             account_id,
             deleted: snapshot.deleted,
+            created_at: cache::created_at_seconds(&snapshot.created_at),
             snapshot: Some(snapshot.clone()),
             job_id: prev.and_then(|p| p.job_id),
         };

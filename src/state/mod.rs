@@ -38,6 +38,13 @@ pub const SCHEMAS: &[(&str, &str)] = &[
     ("planner", crate::planner::cache::SCHEMA),
 ];
 
+/// Changes to tables that exist in files written by older versions, which
+/// `CREATE TABLE IF NOT EXISTS` cannot make (a new column), applied after
+/// [`SCHEMAS`] in the same transaction; each must be idempotent.
+#[allow(clippy::type_complexity)]
+pub const UPGRADES: &[(&str, fn(&Connection) -> rusqlite::Result<()>)] =
+    &[("planner", crate::planner::cache::upgrade)];
+
 /// How long a connection waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -187,6 +194,13 @@ impl State {
             Connection::open(&path).map_err(|source| StateError::opening(&path, source))?;
         let open_err = |source| StateError::opening(&path, source);
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        // Only takes effect on a new, empty file (before its first table):
+        // pages the planner's pruning frees can then be given back to the
+        // file system (`PRAGMA incremental_vacuum`). An existing file keeps
+        // its mode (switching needs a VACUUM; see the README) and reuses
+        // freed pages instead.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(open_err)?;
         use_wal(&conn).map_err(open_err)?;
         // FULL: a commit survives power loss, not only a process crash; the
         // change log's commit is what lets us confirm an LSN to PostgreSQL.
@@ -209,6 +223,13 @@ impl State {
                     },
                     unusable => unusable,
                 })?;
+        }
+        for (module, upgrade) in UPGRADES {
+            upgrade(&tx).map_err(|source| StateError::Schema {
+                module,
+                path: path.clone(),
+                source,
+            })?;
         }
         tx.commit().map_err(open_err)?;
         Ok(State { conn, path })

@@ -1,6 +1,9 @@
 //! Message and attachment rules: the first syncable message creates the
 //! ticket, later ones become followups; late attachments and deletions
-//! patch a job no worker has started, or re-render the followup.
+//! patch a job no worker has started, or re-render the followup. A message
+//! whose cached row was pruned (older than `message_cache_days`, see
+//! `planner::prune`) is known to be in GLPI from the mappings; its deletion
+//! is rendered from the UPDATE row alone.
 
 use serde_json::Value;
 
@@ -8,7 +11,7 @@ use rusqlite::Connection;
 
 use crate::chatwoot::{AttachmentRow, Change, Field, MessageRow, Row, RowOp, Table};
 use crate::outbox::{self, keys, AttachmentSnapshot, JobKind, MessageSnapshot};
-use crate::state::changes;
+use crate::state::{changes, mappings};
 
 use super::super::cache::{self, CachedConversation, CachedMessage};
 use super::super::outcome::SkipReason;
@@ -55,6 +58,7 @@ impl Batch<'_> {
             deleted,
             snapshot: None,
             job_id: prev.as_ref().and_then(|p| p.job_id),
+            created_at: cache::created_at_seconds(&snapshot.created_at),
         };
         let syncing = !from_bridge && self.syncing(account_id).is_some();
         match (op, prev_snapshot) {
@@ -65,12 +69,25 @@ impl Batch<'_> {
             // changes what GLPI shows.
             (RowOp::Update, Some(before)) => {
                 if syncing && deleted && !before.deleted {
-                    return self.rerender(seq, account_id, cached, before, snapshot);
+                    return self.rerender(seq, account_id, cached, Some(before), snapshot);
                 }
                 cached.snapshot = Some(MessageSnapshot {
                     attachments: before.attachments.clone(),
                     ..snapshot
                 });
+            }
+            // Not cached: pruned, or never seen. Only a deletion of a
+            // message GLPI shows changes anything; the row carries all a
+            // deleted message's followup shows (see `planner::prune`).
+            // Other messages are not cached again, except deleted ones
+            // (a tombstone, so the deletion is not re-rendered twice).
+            (RowOp::Update, None) if prev.is_none() => {
+                if syncing && deleted && shown_in_glpi(self.conn, row.id, Some(conversation_id))? {
+                    return self.rerender(seq, account_id, cached, None, snapshot);
+                }
+                if !deleted {
+                    return Ok(());
+                }
             }
             _ => {}
         }
@@ -151,15 +168,16 @@ impl Batch<'_> {
 
     /// A message GLPI shows changed (late attachment, deletion): patch its
     /// job if no worker can have started it, else plan an UpdateFollowup.
+    /// `before` is `None` for a message whose cached snapshot was pruned.
     fn rerender(
         &mut self,
         seq: i64,
         account_id: i64,
         mut cached: CachedMessage,
-        before: MessageSnapshot,
+        before: Option<MessageSnapshot>,
         after: MessageSnapshot,
     ) -> Result<(), PlanError> {
-        if before != after {
+        if before.as_ref() != Some(&after) {
             let patched = match cached.job_id {
                 Some(job_id) => {
                     let here = self.enqueued.contains(&job_id);
@@ -208,6 +226,11 @@ impl Batch<'_> {
                 tracing::warn!(attachment_id = row.id, "attachment without message ignored");
                 return Ok(());
             };
+            if cached_message_id.is_none()
+                && self.late_attachment_of_pruned_message(op, row, message_id, from_bridge)?
+            {
+                return Ok(());
+            }
             let before = cache::attachments_of(self.conn, message_id)?
                 .into_iter()
                 .find(|a| a.id == row.id);
@@ -234,8 +257,62 @@ impl Batch<'_> {
             cache::put_message(self.conn, &message)?;
             return Ok(());
         }
-        self.rerender(seq, message.account_id, message, before, after)
+        self.rerender(seq, message.account_id, message, Some(before), after)
     }
+
+    /// A new attachment of a message GLPI shows whose cached row was pruned:
+    /// its followup cannot be re-rendered (the text is no longer kept), so
+    /// the attachment is recorded as a skip for `status` and not cached.
+    /// Returns whether that was the case.
+    fn late_attachment_of_pruned_message(
+        &mut self,
+        op: RowOp,
+        row: &AttachmentRow,
+        message_id: i64,
+        from_bridge: bool,
+    ) -> Result<bool, PlanError> {
+        let Some(&account_id) = row.account_id.value() else {
+            return Ok(false);
+        };
+        if op != RowOp::Insert
+            || from_bridge
+            || self.syncing(account_id).is_none()
+            || cache::message(self.conn, message_id)?.is_some()
+            || !shown_in_glpi(self.conn, message_id, None)?
+        {
+            return Ok(false);
+        }
+        self.skip(
+            &format!("attachment:{}", row.id),
+            account_id,
+            SkipReason::MessageCacheExpired,
+            &format!(
+                "late attachment of message {message_id}, which is older than message_cache_days: \
+                 the bridge no longer keeps its text, so its GLPI followup was not re-rendered \
+                 with the file; add it to the ticket by hand if needed"
+            ),
+        )?;
+        Ok(true)
+    }
+}
+
+/// Whether GLPI shows the message, from the mappings (kept when the cache
+/// row is pruned): it has a followup, or it is its ticket's description
+/// (checked when the conversation is known).
+fn shown_in_glpi(
+    conn: &Connection,
+    message_id: i64,
+    conversation_id: Option<i64>,
+) -> rusqlite::Result<bool> {
+    if mappings::followup_link(conn, message_id)?.is_some() {
+        return Ok(true);
+    }
+    Ok(match conversation_id {
+        Some(id) => {
+            mappings::ticket_link(conn, id)?.is_some_and(|t| t.first_message_id == Some(message_id))
+        }
+        None => false,
+    })
 }
 
 /// A message as GLPI must show it, with its cached attachments; columns
