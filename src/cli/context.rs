@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
-
 use crate::config::{Config, ConfigArgs, Key};
 use crate::state::{State, StateError};
 
@@ -24,7 +22,8 @@ pub fn open_existing_state(config: &Config) -> anyhow::Result<State> {
     if !path.exists() {
         return Err(missing_state_file(path));
     }
-    State::open(path).with_context(|| format!("opening the state file {}", path.display()))
+    // Every error of `open` names the file and what to do.
+    Ok(State::open(path)?)
 }
 
 /// Opens the state file of an existing installation read-only, for commands
@@ -34,7 +33,7 @@ pub fn open_state_read_only(config: &Config) -> anyhow::Result<State> {
     let path = &config.state_file;
     let state = match State::open_read_only(path) {
         Err(StateError::Missing { .. }) => return Err(missing_state_file(path)),
-        opened => opened.with_context(|| format!("opening the state file {}", path.display()))?,
+        opened => opened?,
     };
     let missing = state.missing_tables()?;
     if !missing.is_empty() {

@@ -210,8 +210,8 @@ pub async fn run_bridge(options: BridgeOptions, cancel: CancellationToken) -> an
         .application_name("chatwoot-glpi-bridge");
     let state_path = replication.state_path.clone();
     let open = || {
-        State::open(&state_path)
-            .with_context(|| format!("opening the state file {}", state_path.display()))
+        // Every error of `open` names the file and what to do.
+        State::open(&state_path).map_err(anyhow::Error::from)
     };
 
     let new_changes = Arc::new(Notify::new());

@@ -154,8 +154,12 @@ impl BackfillProgress {
     }
 }
 
-/// `4,500 of ~10,000 rows (45%), now: contacts, 1,234 rows/s`.
+/// `4,500 of ~10,000 rows (45%), now: contacts, 1,234 rows/s`; before the
+/// first table has started, `starting (~10,000 rows to copy)`.
 pub fn progress_line(copied: u64, estimated: u64, table: &str, elapsed: Duration) -> String {
+    if table.is_empty() {
+        return format!("starting (~{} rows to copy)", thousands(estimated));
+    }
     let rate = copied as f64 / elapsed.as_secs_f64().max(0.001);
     let percent = percent(copied, estimated);
     format!(
@@ -214,6 +218,10 @@ mod tests {
         assert_eq!(
             progress_line(4_500, 10_000, "contacts", Duration::from_secs(2)),
             "4,500 of ~10,000 rows (45%), now: contacts, 2,250 rows/s"
+        );
+        assert_eq!(
+            progress_line(0, 0, "", Duration::from_millis(1)),
+            "starting (~0 rows to copy)"
         );
         assert_eq!(
             bar(5, 10),

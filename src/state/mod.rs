@@ -51,6 +51,19 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Errors of the state file.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// SQLite could not open or create the file, or the `-wal`/`-shm`
+    /// files it keeps beside it: almost always permissions.
+    #[error(
+        "cannot open the state file {path}: the file, and the directory it is in (SQLite \
+         creates {path}-wal and {path}-shm beside it), must exist and be writable by the user \
+         the bridge runs as; in the Docker image that user is uid 10001 (`chown -R 10001:10001` \
+         the mounted directory), and the systemd unit's StateDirectory= creates it for you; \
+         SQLite said"
+    )]
+    CannotOpen {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("cannot open the state file {path}: {source}")]
     Open {
         path: PathBuf,
@@ -94,10 +107,11 @@ impl StateError {
     /// An error met while opening `path`: [`StateError::Unusable`] when
     /// SQLite says the file is not a database or is corrupt.
     fn opening(path: &Path, source: rusqlite::Error) -> StateError {
-        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        use rusqlite::ErrorCode::{CannotOpen, DatabaseCorrupt, NotADatabase, ReadOnly};
         let path = path.to_path_buf();
         match source.sqlite_error_code() {
             Some(NotADatabase | DatabaseCorrupt) => StateError::Unusable { path, source },
+            Some(CannotOpen | ReadOnly) => StateError::CannotOpen { path, source },
             _ => StateError::Open { path, source },
         }
     }
@@ -176,10 +190,8 @@ impl State {
     pub fn open(path: impl AsRef<Path>) -> Result<State, StateError> {
         let path = path.as_ref().to_path_buf();
         create_private(&path);
-        let mut conn = Connection::open(&path).map_err(|source| StateError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let mut conn =
+            Connection::open(&path).map_err(|source| StateError::opening(&path, source))?;
         let open_err = |source| StateError::opening(&path, source);
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         // Only takes effect on a new, empty file (before its first table):
