@@ -111,7 +111,7 @@ impl Default for Throughput {
             ),
             changes_skipped: CounterFamily::new(
                 "changes_skipped_total",
-                "Planned changes that made no GLPI job, by reason: own_write_back, no_glpi_change, account_not_syncing, settings, outside_backfill, contact_not_identifiable, conversation_unknown (the last two are listed by `status`).",
+                "Planned changes that made no GLPI job, by reason: own_write_back, no_glpi_change, account_not_syncing, settings, outside_backfill, contact_not_identifiable, conversation_unknown, message_cache_expired (the last three are listed by `status`).",
                 &["reason"],
             ),
             jobs_enqueued: CounterFamily::new(

@@ -12,6 +12,7 @@ use crate::state::mappings::{self, TicketLink};
 use crate::state::State;
 
 use super::cache::{self, created_at_seconds};
+use super::outcome::SkipReason;
 use super::prune::{self, prune_batch, release_free_pages, Pruned};
 use super::test_support::*;
 
@@ -224,6 +225,7 @@ fn a_late_attachment_to_a_pruned_message_is_a_visible_skip_not_a_failure() {
     let mut h = pruned_conversation();
     let stats = h.commit(vec![attachment(Insert, 711, 71, "https://x/late.png")]);
     assert_eq!((stats.changes, stats.skipped), (1, 1), "{stats:?}");
+    assert_eq!(stats.no_job.get(&SkipReason::MessageCacheExpired), Some(&1));
     assert!(h.jobs().is_empty(), "{:?}", h.jobs());
     let skips = cache::skips(h.conn()).unwrap();
     assert_eq!(skips.len(), 1, "{skips:?}");
@@ -447,4 +449,50 @@ fn a_new_state_file_gives_pruned_pages_back_to_the_file_system() {
     let after = pragma(&state, "page_count");
     assert!(released > 0 && after < full / 4, "{full} -> {after} pages");
     assert!(pragma(&state, "freelist_count") <= after / 10 + 256);
+}
+
+/// The drain loop prunes in its idle time, and keeps planning meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_loop_prunes_when_idle() {
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+    use tokio_util::sync::CancellationToken;
+
+    let mut h = with_conversation();
+    // Dated January 2026: older than 30 days by now.
+    h.commit(vec![message(Insert, message_on(70, 1, "Hello"))]);
+    h.commit(vec![message(Insert, message_on(71, 1, "old"))]);
+    complete_jobs(&mut h);
+    let path = h.planner.state().path().to_path_buf();
+    let planner = super::Planner::new(
+        State::open(&path).unwrap(),
+        super::ConfiguredAccounts::default(),
+    )
+    .unwrap();
+    let signals = super::PlannerSignals {
+        new_changes: Arc::new(Notify::new()),
+        jobs_ready: Arc::new(Notify::new()),
+        cancel: CancellationToken::new(),
+        idle_poll: Duration::from_millis(20),
+    };
+    let cancel = signals.cancel.clone();
+    let new_changes = signals.new_changes.clone();
+    let task = tokio::spawn(super::run(planner, signals));
+    let reader = State::open(&path).unwrap();
+    let gone = |id| cache::message(reader.conn(), id).unwrap().is_none();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(gone(70) && gone(71)) {
+        assert!(std::time::Instant::now() < deadline, "not pruned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Still planning: a new message becomes a job.
+    h.append(false, vec![message(Insert, message_on(72, 2, "new"))]);
+    new_changes.notify_one();
+    while h.job_keys().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "not planned");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.job_keys()[0], "followup:message:72");
+    cancel.cancel();
+    task.await.unwrap().unwrap();
 }

@@ -80,6 +80,9 @@ impl Harness {
             for (k, v) in stats.jobs {
                 *total.jobs.entry(k).or_default() += v;
             }
+            for (k, v) in stats.no_job {
+                *total.no_job.entry(k).or_default() += v;
+            }
         }
     }
 
