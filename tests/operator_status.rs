@@ -90,8 +90,11 @@ async fn status_reports_slot_lag_queues_parked_jobs_and_accounts() {
         "SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')"
     ))
     .await;
+    // The harness commits asynchronously: without a synchronous commit the
+    // inserts may not be written yet when `status` reads
+    // pg_current_wal_lsn() (the WAL writer's delay), and the lag reads 0.
     db.execute(&format!(
-        "{}; {}",
+        "SET synchronous_commit = on; {}; {}",
         support::chatwoot::insert_account_sql("Acme"),
         support::chatwoot::insert_contacts_sql(1, 200)
     ))

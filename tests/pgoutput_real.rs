@@ -265,7 +265,15 @@ async fn own_writes_are_marked_by_logical_message_and_by_origin() {
         .iter()
         .map(|t| (t.from_bridge, t.changes.len()))
         .collect();
-    assert_eq!(marks, [(true, 1), (false, 1), (true, 1)]);
+    // PostgreSQL 14 also sends the origin's creation, a transaction that
+    // touches no published table, as an empty Begin/Commit pair (no changes,
+    // not ours); 15 and later skip such transactions.
+    let expected: &[(bool, usize)] = if shared_cluster().major_version() < 15 {
+        &[(true, 1), (false, 1), (false, 0), (true, 1)]
+    } else {
+        &[(true, 1), (false, 1), (true, 1)]
+    };
+    assert_eq!(marks, expected);
 }
 
 #[tokio::test]
