@@ -252,6 +252,15 @@ impl BridgeSetup {
     }
 }
 
+/// What [`BridgeEnv::synced_hello`] made.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncedHello {
+    pub contact: i64,
+    pub conversation: i64,
+    pub message: i64,
+    pub ticket: i64,
+}
+
 /// The `crm_integration` feature flag (bit 43).
 pub const CRM_INTEGRATION: i64 = 1 << 43;
 
@@ -454,6 +463,37 @@ impl BridgeEnv {
             .await
             .unwrap();
         i64::from(row.get::<_, i32>(0))
+    }
+
+    /// The tests' usual contact, "Test User" <test@example.com>, with a
+    /// new conversation: (contact, conversation).
+    pub async fn test_conversation(&self) -> (i64, i64) {
+        let contact = self
+            .new_contact("Test User", Some("test@example.com"), None)
+            .await;
+        (contact, self.new_conversation(contact).await)
+    }
+
+    /// [`Self::test_conversation`] plus an incoming "hello", synced: its
+    /// ticket exists and everything settled.
+    pub async fn synced_hello(&self) -> SyncedHello {
+        let (contact, conversation) = self.test_conversation().await;
+        let message = self.new_message(conversation, true, "hello").await;
+        let ticket = self.ticket_of(conversation).await;
+        self.settle().await;
+        SyncedHello {
+            contact,
+            conversation,
+            message,
+            ticket,
+        }
+    }
+
+    /// The GLPI user id written back to a contact (it must be there).
+    pub async fn glpi_user_of(&self, contact_id: i64) -> i64 {
+        self.attributes("contacts", contact_id).await["external"]["glpi_user_id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("contact {contact_id} has no glpi_user_id written back"))
     }
 
     /// The GLPI ticket id written back to a conversation, once it is there.
