@@ -173,21 +173,7 @@ impl JobEnv {
     /// Waits until every pending job is done, except those waiting behind a
     /// parked job of their queue.
     pub async fn drain(&self) {
-        let path = self.state_path.clone();
-        wait_until(Duration::from_secs(30), "the outbox to drain", move || {
-            let path = path.clone();
-            async move {
-                let state = State::open(&path).unwrap();
-                let depth = outbox::depth(state.conn()).unwrap();
-                let blocked: u64 = outbox::parked(state.conn())
-                    .unwrap()
-                    .iter()
-                    .map(|p| p.blocked_jobs)
-                    .sum();
-                depth.pending == blocked
-            }
-        })
-        .await;
+        outbox_drained(&self.state_path, Duration::from_secs(30)).await;
     }
 
     /// Requests to GLPI, without session calls.
@@ -250,6 +236,26 @@ impl BridgeSetup {
             database_url_suffix: String::new(),
         }
     }
+}
+
+/// Waits until every pending job of the state file at `path` is done,
+/// except those waiting behind a parked job of their queue.
+async fn outbox_drained(path: &std::path::Path, timeout: Duration) {
+    let path = path.to_path_buf();
+    wait_until(timeout, "the outbox to drain", move || {
+        let path = path.clone();
+        async move {
+            let state = State::open(&path).unwrap();
+            let depth = outbox::depth(state.conn()).unwrap();
+            let blocked: u64 = outbox::parked(state.conn())
+                .unwrap()
+                .iter()
+                .map(|p| p.blocked_jobs)
+                .sum();
+            depth.pending == blocked
+        }
+    })
+    .await;
 }
 
 /// What [`BridgeEnv::synced_hello`] made.
@@ -552,21 +558,7 @@ impl BridgeEnv {
             },
         )
         .await;
-        let path = self.state_path.clone();
-        wait_until(self.settle_timeout, "the outbox to drain", move || {
-            let path = path.clone();
-            async move {
-                let state = State::open(&path).unwrap();
-                let depth = outbox::depth(state.conn()).unwrap();
-                let blocked: u64 = outbox::parked(state.conn())
-                    .unwrap()
-                    .iter()
-                    .map(|p| p.blocked_jobs)
-                    .sum();
-                depth.pending == blocked
-            }
-        })
-        .await;
+        outbox_drained(&self.state_path, self.settle_timeout).await;
     }
 
     /// A GLPI administrator's hands on account 1's GLPI: one API call
