@@ -3,103 +3,27 @@
 //! The emulator is put behind a TLS front whose certificate is signed by a
 //! throwaway CA made with the `openssl` command.
 
+#[path = "support/certificates.rs"]
+mod certificates;
 mod glpi_client_common;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
+use certificates::TestCertificates;
 use chatwoot_glpi_bridge::glpi::GlpiError;
 use glpi_client_common::*;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("this test needs the `openssl` command (apt-get install openssl)");
-    assert!(status.success(), "openssl {args:?} failed");
-}
-
-/// A CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it.
-fn make_certificates(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=Test GLPI CA",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-}
-
 /// Terminates TLS on 127.0.0.1 and forwards the bytes to `upstream`.
-async fn tls_front(dir: &Path, upstream: SocketAddr) -> SocketAddr {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+async fn tls_front(certs: &TestCertificates, upstream: SocketAddr) -> SocketAddr {
+    let key = PrivateKeyDer::from_pem_file(&certs.server_key).unwrap();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&certs.server_cert)
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -127,8 +51,7 @@ async fn tls_front(dir: &Path, upstream: SocketAddr) -> SocketAddr {
 
 #[tokio::test]
 async fn https_with_private_ca_needs_the_ca_bundle() {
-    let dir = tempfile::tempdir().unwrap();
-    make_certificates(dir.path());
+    let certs = TestCertificates::generate_for("127.0.0.1", "IP:127.0.0.1");
     let emulator = emulator().await;
     let upstream: SocketAddr = emulator
         .api_url()
@@ -136,7 +59,7 @@ async fn https_with_private_ca_needs_the_ca_bundle() {
         .trim_end_matches("/apirest.php")
         .parse()
         .unwrap();
-    let front = tls_front(dir.path(), upstream).await;
+    let front = tls_front(&certs, upstream).await;
     let https_url = format!("https://{front}/apirest.php");
 
     // Without the CA: the certificate is refused before any request is sent.
@@ -154,7 +77,7 @@ async fn https_with_private_ca_needs_the_ca_bundle() {
     assert!(emulator.requests().is_empty(), "nothing reached GLPI");
 
     // With the CA bundle: a whole session over HTTPS.
-    config.ca_cert = Some(dir.path().join("ca.pem"));
+    config.ca_cert = Some(certs.ca.clone());
     let client = client_with(config);
     assert_eq!(
         client.get("User", 2).await.unwrap().unwrap()["name"],

@@ -108,9 +108,7 @@ async fn resync_conversation_restores_what_glpi_lost_and_is_idempotent() {
     let mut env = BridgeEnv::start(BridgeSetup::new("user")).await;
     let (contact, conversation, messages, ticket) = synced_conversation(&env).await;
     assert_eq!(followup_markers(&env, ticket), messages[1..].to_vec());
-    let user = env.attributes("contacts", contact).await["external"]["glpi_user_id"]
-        .as_i64()
-        .expect("written back");
+    let user = env.glpi_user_of(contact).await;
     assert_eq!(requesters(&env, ticket), vec![user]);
 
     // By hand in GLPI: the requester removed, one followup purged, the
@@ -276,9 +274,7 @@ async fn resync_contact_recreates_a_purged_user_and_restores_edited_fields() {
         .new_contact("Grace Hopper", Some("grace@example.com"), Some("+15550100"))
         .await;
     env.settle().await;
-    let user = env.attributes("contacts", contact).await["external"]["glpi_user_id"]
-        .as_i64()
-        .expect("written back");
+    let user = env.glpi_user_of(contact).await;
 
     // Renamed by hand in GLPI: the resync puts Chatwoot's name back.
     env.glpi_admin(

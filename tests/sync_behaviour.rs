@@ -6,7 +6,7 @@ mod support;
 
 use chatwoot_glpi_bridge::glpi::decode_glpi_entities;
 use serde_json::{json, Value};
-use support::bridge::{hook_settings, BridgeEnv, BridgeSetup};
+use support::bridge::{hook_settings, BridgeEnv, BridgeSetup, SyncedHello};
 
 fn puts(env: &BridgeEnv, path: &str) -> Vec<Value> {
     env.glpi_requests()
@@ -30,13 +30,11 @@ type Step = (i32, Option<i32>, Option<(i64, i64)>);
 #[tokio::test]
 async fn status_and_priority_follow_the_guide_tables() {
     let env = BridgeEnv::start(BridgeSetup::new("user")).await;
-    let contact = env
-        .new_contact("Test User", Some("test@example.com"), None)
-        .await;
-    let conversation = env.new_conversation(contact).await;
-    env.new_message(conversation, true, "hello").await;
-    let ticket = env.ticket_of(conversation).await;
-    env.settle().await;
+    let SyncedHello {
+        conversation,
+        ticket,
+        ..
+    } = env.synced_hello().await;
     let first = posts(&env, "/Ticket");
     assert_eq!(
         (first[0]["status"].clone(), first[0]["priority"].clone()),
@@ -92,10 +90,7 @@ async fn status_and_priority_follow_the_guide_tables() {
 #[tokio::test]
 async fn attachments_are_listed_and_late_ones_rewrite_the_followup() {
     let env = BridgeEnv::start(BridgeSetup::new("user")).await;
-    let contact = env
-        .new_contact("Test User", Some("test@example.com"), None)
-        .await;
-    let conversation = env.new_conversation(contact).await;
+    let (contact, conversation) = env.test_conversation().await;
     let display_id = env
         .insert(&format!(
             "SELECT display_id::int8 FROM conversations WHERE id = {conversation}"
@@ -257,10 +252,7 @@ async fn a_disabled_integration_sends_nothing_new_and_keeps_its_data() {
 #[tokio::test]
 async fn settings_edited_live_apply_to_the_next_ticket() {
     let env = BridgeEnv::start(BridgeSetup::new("user")).await;
-    let contact = env
-        .new_contact("Test User", Some("test@example.com"), None)
-        .await;
-    let first = env.new_conversation(contact).await;
+    let (contact, first) = env.test_conversation().await;
     env.new_message(first, true, "before the edit").await;
     env.settle().await;
     let before = posts(&env, "/Ticket");
@@ -303,9 +295,7 @@ async fn contact_changes_update_glpi_only_when_it_shows_them() {
         .new_contact("Test User", Some("test@example.com"), Some("+1234567890"))
         .await;
     env.settle().await;
-    let user_id = env.attributes("contacts", contact).await["external"]["glpi_user_id"]
-        .as_i64()
-        .unwrap();
+    let user_id = env.glpi_user_of(contact).await;
     env.emulator.clear_requests();
 
     // Touches and fields GLPI does not show: no call.
@@ -362,10 +352,7 @@ async fn contact_changes_update_glpi_only_when_it_shows_them() {
 #[tokio::test]
 async fn a_message_deleted_in_chatwoot_says_so_in_glpi() {
     let env = BridgeEnv::start(BridgeSetup::new("user")).await;
-    let contact = env
-        .new_contact("Test User", Some("test@example.com"), None)
-        .await;
-    let conversation = env.new_conversation(contact).await;
+    let (_, conversation) = env.test_conversation().await;
     env.new_message(conversation, true, "hello").await;
     let regretted = env
         .new_message(conversation, false, "a secret I should not have sent")

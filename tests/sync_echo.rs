@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::json;
-use support::bridge::{BridgeEnv, BridgeSetup};
+use support::bridge::{BridgeEnv, BridgeSetup, SyncedHello};
 
 #[tokio::test]
 async fn own_write_backs_and_touches_cause_no_glpi_call() {
@@ -35,9 +35,7 @@ async fn own_write_backs_and_touches_cause_no_glpi_call() {
         ],
         "{calls:?}"
     );
-    let user_id = env.attributes("contacts", contact).await["external"]["glpi_user_id"]
-        .as_i64()
-        .unwrap();
+    let user_id = env.glpi_user_of(contact).await;
     assert_eq!(
         env.attributes("conversations", conversation).await["glpi"]["ticket_id"].as_i64(),
         Some(ticket)
@@ -67,16 +65,13 @@ async fn own_write_backs_and_touches_cause_no_glpi_call() {
 #[tokio::test]
 async fn keys_clobbered_by_rails_are_restored() {
     let env = BridgeEnv::start(BridgeSetup::new("user")).await;
-    let contact = env
-        .new_contact("Test User", Some("test@example.com"), None)
-        .await;
-    let conversation = env.new_conversation(contact).await;
-    let message = env.new_message(conversation, true, "hello").await;
-    let ticket = env.ticket_of(conversation).await;
-    env.settle().await;
-    let user_id = env.attributes("contacts", contact).await["external"]["glpi_user_id"]
-        .as_i64()
-        .unwrap();
+    let SyncedHello {
+        contact,
+        conversation,
+        message,
+        ticket,
+    } = env.synced_hello().await;
+    let user_id = env.glpi_user_of(contact).await;
     env.emulator.clear_requests();
 
     // Rails saving hashes it loaded before the write-back (avatar job, IP lookup).

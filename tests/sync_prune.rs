@@ -31,10 +31,7 @@ fn prune_as_if_later(env: &BridgeEnv, days_later: i64) -> usize {
 #[tokio::test]
 async fn a_pruned_message_deleted_in_chatwoot_still_says_so_in_glpi() {
     let env = BridgeEnv::start(BridgeSetup::new("user")).await;
-    let contact = env
-        .new_contact("Test User", Some("test@example.com"), None)
-        .await;
-    let conversation = env.new_conversation(contact).await;
+    let (_, conversation) = env.test_conversation().await;
     let first = env.new_message(conversation, true, "hello").await;
     let regretted = env
         .new_message(conversation, false, "a secret I should not have sent")

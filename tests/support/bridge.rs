@@ -173,21 +173,7 @@ impl JobEnv {
     /// Waits until every pending job is done, except those waiting behind a
     /// parked job of their queue.
     pub async fn drain(&self) {
-        let path = self.state_path.clone();
-        wait_until(Duration::from_secs(30), "the outbox to drain", move || {
-            let path = path.clone();
-            async move {
-                let state = State::open(&path).unwrap();
-                let depth = outbox::depth(state.conn()).unwrap();
-                let blocked: u64 = outbox::parked(state.conn())
-                    .unwrap()
-                    .iter()
-                    .map(|p| p.blocked_jobs)
-                    .sum();
-                depth.pending == blocked
-            }
-        })
-        .await;
+        outbox_drained(&self.state_path, Duration::from_secs(30)).await;
     }
 
     /// Requests to GLPI, without session calls.
@@ -250,6 +236,35 @@ impl BridgeSetup {
             database_url_suffix: String::new(),
         }
     }
+}
+
+/// Waits until every pending job of the state file at `path` is done,
+/// except those waiting behind a parked job of their queue.
+async fn outbox_drained(path: &std::path::Path, timeout: Duration) {
+    let path = path.to_path_buf();
+    wait_until(timeout, "the outbox to drain", move || {
+        let path = path.clone();
+        async move {
+            let state = State::open(&path).unwrap();
+            let depth = outbox::depth(state.conn()).unwrap();
+            let blocked: u64 = outbox::parked(state.conn())
+                .unwrap()
+                .iter()
+                .map(|p| p.blocked_jobs)
+                .sum();
+            depth.pending == blocked
+        }
+    })
+    .await;
+}
+
+/// What [`BridgeEnv::synced_hello`] made.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncedHello {
+    pub contact: i64,
+    pub conversation: i64,
+    pub message: i64,
+    pub ticket: i64,
 }
 
 /// The `crm_integration` feature flag (bit 43).
@@ -456,6 +471,37 @@ impl BridgeEnv {
         i64::from(row.get::<_, i32>(0))
     }
 
+    /// The tests' usual contact, "Test User" <test@example.com>, with a
+    /// new conversation: (contact, conversation).
+    pub async fn test_conversation(&self) -> (i64, i64) {
+        let contact = self
+            .new_contact("Test User", Some("test@example.com"), None)
+            .await;
+        (contact, self.new_conversation(contact).await)
+    }
+
+    /// [`Self::test_conversation`] plus an incoming "hello", synced: its
+    /// ticket exists and everything settled.
+    pub async fn synced_hello(&self) -> SyncedHello {
+        let (contact, conversation) = self.test_conversation().await;
+        let message = self.new_message(conversation, true, "hello").await;
+        let ticket = self.ticket_of(conversation).await;
+        self.settle().await;
+        SyncedHello {
+            contact,
+            conversation,
+            message,
+            ticket,
+        }
+    }
+
+    /// The GLPI user id written back to a contact (it must be there).
+    pub async fn glpi_user_of(&self, contact_id: i64) -> i64 {
+        self.attributes("contacts", contact_id).await["external"]["glpi_user_id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("contact {contact_id} has no glpi_user_id written back"))
+    }
+
     /// The GLPI ticket id written back to a conversation, once it is there.
     pub async fn ticket_of(&self, conversation_id: i64) -> i64 {
         for _ in 0..400 {
@@ -512,21 +558,7 @@ impl BridgeEnv {
             },
         )
         .await;
-        let path = self.state_path.clone();
-        wait_until(self.settle_timeout, "the outbox to drain", move || {
-            let path = path.clone();
-            async move {
-                let state = State::open(&path).unwrap();
-                let depth = outbox::depth(state.conn()).unwrap();
-                let blocked: u64 = outbox::parked(state.conn())
-                    .unwrap()
-                    .iter()
-                    .map(|p| p.blocked_jobs)
-                    .sum();
-                depth.pending == blocked
-            }
-        })
-        .await;
+        outbox_drained(&self.state_path, self.settle_timeout).await;
     }
 
     /// A GLPI administrator's hands on account 1's GLPI: one API call

@@ -12,6 +12,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod bridge;
+pub mod certificates;
 pub mod cluster;
 pub mod replication;
 pub mod tls;
