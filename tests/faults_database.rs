@@ -4,7 +4,8 @@
 //! restarted: the bridge reconnects and nothing is lost or duplicated. The
 //! slot invalidated by `max_slot_wal_keep_size` while the bridge was stopped
 //! is reported once, clearly, with the way out, and the process exits
-//! non-zero instead of retrying forever.
+//! non-zero instead of retrying forever; one invalidated by PostgreSQL 18's
+//! `idle_replication_slot_timeout` names that setting instead.
 
 mod faults_common;
 mod support;
@@ -48,22 +49,7 @@ async fn invalidated_slot_is_reported_with_the_way_out_and_exits_once() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = BridgeConfig::new(&db.url, dir.path(), &db.name);
-
-    // First start: slot created, backfill done, streaming.
-    let bridge = BridgeProcess::spawn(&config);
-    support::wait_until(
-        Duration::from_secs(60),
-        "the slot to be created and confirmed",
-        || async { matches!(slot_row(&client, &config.slot).await, Some((_, Some(_)))) },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (status, _) = bridge.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "clean stop: {status:?}\n{}",
-        log_tail(&config.log_file, 40)
-    );
+    stream_then_stop(&client, &config).await;
 
     // While it is stopped, Chatwoot writes far more WAL than the slot may
     // keep; a checkpoint then invalidates the slot.
@@ -136,6 +122,116 @@ async fn invalidated_slot_is_reported_with_the_way_out_and_exits_once() {
         "{}",
         log_tail(&config.log_file, 30)
     );
+    drop(bridge);
+    drop(cluster);
+}
+
+/// A first start (slot created, backfill done, streaming), then a clean stop.
+async fn stream_then_stop(client: &tokio_postgres::Client, config: &BridgeConfig) {
+    let bridge = BridgeProcess::spawn(config);
+    support::wait_until(
+        Duration::from_secs(60),
+        "the slot to be created and confirmed",
+        || async { matches!(slot_row(client, &config.slot).await, Some((_, Some(_)))) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (status, _) = bridge.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean stop: {status:?}\n{}",
+        log_tail(&config.log_file, 40)
+    );
+}
+
+/// PostgreSQL 18 invalidates a slot nobody read for longer than
+/// `idle_replication_slot_timeout` (at the next checkpoint). The report
+/// must name that setting, not `max_slot_wal_keep_size`, or the operator
+/// raises the wrong one and loses the next slot too. Older servers lack the
+/// setting: the test says so and returns (`.ci/pg-matrix` runs it on 18).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_invalidated_for_idleness_names_idle_replication_slot_timeout() {
+    let cluster = Cluster::start_new(&ClusterOptions::default());
+    let major = cluster.major_version();
+    if major < 18 {
+        eprintln!("skipped: idle_replication_slot_timeout needs PostgreSQL 18, this is {major}");
+        return;
+    }
+    let db = cluster.create_database();
+    let client = db.connect().await;
+    client
+        .batch_execute(&support::chatwoot::insert_account_sql("Acme"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = BridgeConfig::new(&db.url, dir.path(), &db.name);
+    stream_then_stop(&client, &config).await;
+
+    // Stopped for longer than the timeout; a checkpoint invalidates the slot.
+    let admin = support::connect(&cluster.superuser_url("postgres")).await;
+    admin
+        .batch_execute("ALTER SYSTEM SET idle_replication_slot_timeout = '1s'")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    admin.batch_execute("CHECKPOINT").await.unwrap();
+    let reason: Option<String> = client
+        .query_one(
+            "SELECT invalidation_reason FROM pg_replication_slots WHERE slot_name = $1",
+            &[&config.slot],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        reason.as_deref(),
+        Some("idle_timeout"),
+        "the slot must be invalidated for idleness for this test"
+    );
+
+    let log_before = std::fs::read_to_string(&config.log_file)
+        .unwrap_or_default()
+        .len();
+    let mut bridge = BridgeProcess::spawn(&config);
+    let status = bridge.wait_exit(Duration::from_secs(30));
+    let log =
+        std::fs::read_to_string(&config.log_file).unwrap_or_default()[log_before..].to_owned();
+    let status = status
+        .unwrap_or_else(|| panic!("the bridge kept running on an invalidated slot; log:\n{log}"));
+    assert!(!status.success(), "an error exit: {status}\n{log}");
+    for needle in [
+        "invalidated",
+        "idle_replication_slot_timeout",
+        "pg_drop_replication_slot",
+        config.slot.as_str(),
+    ] {
+        assert!(
+            log.contains(needle),
+            "the report names {needle:?}; log:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains("max_slot_wal_keep_size"),
+        "the report blames the wrong setting; log:\n{log}"
+    );
+    // `check` says the same.
+    let (ok, check) = config.command(&["check"]);
+    assert!(!ok, "{check}");
+    let slot_line = check
+        .lines()
+        .skip_while(|l| !l.contains(&config.slot))
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        slot_line.contains("invalidated") && slot_line.contains("idle_replication_slot_timeout"),
+        "{check}"
+    );
+    assert!(!check.contains("max_slot_wal_keep_size"), "{check}");
     drop(bridge);
     drop(cluster);
 }

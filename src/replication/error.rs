@@ -74,9 +74,11 @@ pub enum ReplicationError {
         state_path: String,
     },
 
-    #[error("replication slot {slot:?} was invalidated by PostgreSQL: it needed more WAL than max_slot_wal_keep_size allows (typically while the bridge was stopped), so the changes after {durable_lsn} are gone and can never be streamed. The bridge stops rather than skip them. Way out: stop the bridge, drop the slot (SELECT pg_drop_replication_slot('{slot}');), move the state file {state_path} away, and start the bridge again: it creates a new slot and backfills. The backfill adopts the GLPI ids already written into Chatwoot's additional_attributes and looks contacts up in GLPI before creating, so it creates no duplicates; only messages after each conversation's glpi.last_synced_message_id are sent. Raise max_slot_wal_keep_size (or set it to -1) if the bridge may be stopped for long")]
+    #[error("replication slot {slot:?} was invalidated by PostgreSQL: {}, so the changes after {durable_lsn} are gone and can never be streamed. The bridge stops rather than skip them. Way out: stop the bridge, drop the slot (SELECT pg_drop_replication_slot('{slot}');), move the state file {state_path} away, and start the bridge again: it creates a new slot and backfills. The backfill adopts the GLPI ids already written into Chatwoot's additional_attributes and looks contacts up in GLPI before creating, so it creates no duplicates; only messages after each conversation's glpi.last_synced_message_id are sent. {}", invalidation_cause(.reason.as_deref()), invalidation_prevention(.reason.as_deref()))]
     SlotInvalidated {
         slot: String,
+        /// PostgreSQL's `invalidation_reason` (17+), if it gave one.
+        reason: Option<String>,
         durable_lsn: Lsn,
         state_path: String,
     },
@@ -173,6 +175,43 @@ impl ReplicationError {
             PgWireError::Io(_) | PgWireError::Task(_) => ReplicationError::Stream(text),
             _ => ReplicationError::Stream(text),
         }
+    }
+}
+
+/// What invalidated a slot, from PostgreSQL's `invalidation_reason`.
+/// PostgreSQL 14-16 give none: there a primary's logical slot is
+/// invalidated only when it holds more WAL than `max_slot_wal_keep_size`.
+pub fn invalidation_cause(reason: Option<&str>) -> String {
+    match reason {
+        None | Some("wal_removed") => "it needed more WAL than max_slot_wal_keep_size allows \
+             (typically while the bridge was stopped)"
+            .to_owned(),
+        Some("idle_timeout") => "it was not read for longer than idle_replication_slot_timeout \
+             (PostgreSQL 18+; typically while the bridge was stopped)"
+            .to_owned(),
+        Some("wal_level_insufficient") => "wal_level was lowered below logical".to_owned(),
+        Some("rows_removed") => "VACUUM removed catalog rows it still needed (a slot on a standby \
+             whose primary does not get hot_standby_feedback)"
+            .to_owned(),
+        Some(other) => format!("PostgreSQL gives the reason {other:?}"),
+    }
+}
+
+/// The setting that keeps the next slot from the same fate.
+pub fn invalidation_prevention(reason: Option<&str>) -> &'static str {
+    match reason {
+        None | Some("wal_removed") => {
+            "Raise max_slot_wal_keep_size (or set it to -1) if the bridge may be stopped for long"
+        }
+        Some("idle_timeout") => {
+            "Raise idle_replication_slot_timeout above the longest time the bridge may be stopped \
+             (0 turns it off)"
+        }
+        Some("wal_level_insufficient") => "Keep wal_level = logical",
+        Some("rows_removed") => {
+            "Turn hot_standby_feedback on and give the standby a physical slot (primary_slot_name)"
+        }
+        Some(_) => "See invalidation_reason in PostgreSQL's documentation of pg_replication_slots",
     }
 }
 
@@ -294,6 +333,33 @@ mod tests {
                 assert!(!text.contains(retired), "{text}");
             }
         }
+    }
+
+    #[test]
+    fn invalidated_slot_names_the_setting_that_invalidated_it() {
+        let error = |reason: Option<&str>| {
+            ReplicationError::SlotInvalidated {
+                slot: "s".into(),
+                reason: reason.map(str::to_owned),
+                durable_lsn: Lsn(0x1000),
+                state_path: "/state".into(),
+            }
+            .to_string()
+        };
+        // 14-16 give no reason; 17+ say wal_removed for the same cause.
+        for reason in [None, Some("wal_removed")] {
+            let text = error(reason);
+            assert!(text.contains("max_slot_wal_keep_size"), "{text}");
+            assert!(!text.contains("idle_replication_slot_timeout"), "{text}");
+        }
+        let idle = error(Some("idle_timeout"));
+        assert!(idle.contains("idle_replication_slot_timeout"), "{idle}");
+        assert!(!idle.contains("max_slot_wal_keep_size"), "{idle}");
+        for text in [idle, error(Some("rows_removed")), error(Some("new_reason"))] {
+            assert!(text.contains("pg_drop_replication_slot('s')"), "{text}");
+            assert!(text.contains("/state"), "{text}");
+        }
+        assert!(error(Some("new_reason")).contains("\"new_reason\""));
     }
 
     #[test]

@@ -210,19 +210,19 @@ impl Session<'_> {
                 state_path: self.state.path().display().to_string(),
             });
         }
-        if backfilled
-            && matches!(
-                slot_status,
-                SlotStatus::Exists {
-                    invalidated: true,
-                    ..
-                }
-            )
+        if let (
+            true,
+            SlotStatus::Exists {
+                invalidated: Some(invalidation),
+                ..
+            },
+        ) = (backfilled, &slot_status)
         {
             // Retrying cannot help: the WAL is gone. Stop with the way out
             // instead of reconnecting forever.
             return Err(ReplicationError::SlotInvalidated {
                 slot: names.slot.clone(),
+                reason: invalidation.reason.clone(),
                 durable_lsn: stored.durable_lsn,
                 state_path: self.state.path().display().to_string(),
             });

@@ -68,13 +68,22 @@ pub fn check_identifier(what: &'static str, name: &str) -> Result<(), Replicatio
 pub enum SlotStatus {
     Missing,
     /// Exists with pgoutput in this database; `active_pid` is the process
-    /// reading it now, if any. `invalidated`: PostgreSQL removed the WAL it
-    /// needed (`wal_status = 'lost'`, e.g. `max_slot_wal_keep_size`
-    /// exceeded); it can never stream again.
+    /// reading it now, if any. `invalidated`: PostgreSQL invalidated it
+    /// (`wal_status = 'lost'`); it can never stream again.
     Exists {
         active_pid: Option<i32>,
-        invalidated: bool,
+        invalidated: Option<SlotInvalidation>,
     },
+}
+
+/// Why PostgreSQL invalidated a slot: `pg_replication_slots.invalidation_reason`
+/// (PostgreSQL 17+: `wal_removed`, `rows_removed`, `wal_level_insufficient`;
+/// 18 adds `idle_timeout`, from `idle_replication_slot_timeout`). `None` on
+/// 14-16, which do not say; there a primary's logical slot is invalidated
+/// only by `max_slot_wal_keep_size`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotInvalidation {
+    pub reason: Option<String>,
 }
 
 /// Table names of [`Table::ALL`], in order.
@@ -214,18 +223,28 @@ async fn slot_status(
     database: &str,
 ) -> Result<SlotStatus, ReplicationError> {
     let q = |doing| move |e: tokio_postgres::Error| ReplicationError::from_pg(doing, &e);
+    // invalidation_reason exists from PostgreSQL 17 on: read through
+    // to_jsonb, one query serves every version (NULL where it is missing).
     let row = client
         .query_opt(
             "SELECT coalesce(plugin::text, ''), coalesce(database::text, ''), active_pid,
                     coalesce(wal_status, '') = 'lost'
-             FROM pg_replication_slots WHERE slot_name = $1",
+                        OR to_jsonb(s) ->> 'invalidation_reason' IS NOT NULL,
+                    to_jsonb(s) ->> 'invalidation_reason'
+             FROM pg_replication_slots s WHERE slot_name = $1",
             &[&slot],
         )
         .await
         .map_err(q("looking for the replication slot"))?;
     if let Some(row) = row {
-        let (plugin, slot_db, active_pid, invalidated): (String, String, Option<i32>, bool) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let (plugin, slot_db, active_pid, lost, reason): (
+            String,
+            String,
+            Option<i32>,
+            bool,
+            Option<String>,
+        ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        let invalidated = lost.then_some(SlotInvalidation { reason });
         if plugin != "pgoutput" {
             return Err(ReplicationError::SlotWrongPlugin {
                 slot: slot.to_owned(),

@@ -5,6 +5,7 @@ use tokio_postgres::Client;
 use super::CheckLine;
 use crate::chatwoot::Table;
 use crate::config::{how_to_set, Config, DatabaseUrl, Key};
+use crate::replication::error::{invalidation_cause, invalidation_prevention};
 use crate::replication::SourceDb;
 use crate::secret::Secret;
 use crate::state::replication as repl_state;
@@ -275,8 +276,9 @@ async fn catalog_checks(
     let row = client
         .query_opt(
             "SELECT plugin::text, database::text, active_pid, wal_status,
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint
-             FROM pg_replication_slots WHERE slot_name = $1",
+                    pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
+                    to_jsonb(s) ->> 'invalidation_reason'
+             FROM pg_replication_slots s WHERE slot_name = $1",
             &[slot],
         )
         .await?;
@@ -287,6 +289,8 @@ async fn catalog_checks(
             let active_pid: Option<i32> = row.get(2);
             let wal_status: Option<String> = row.get(3);
             let lag: Option<i64> = row.get(4);
+            // PostgreSQL 17+ only; NULL before (see replication::setup).
+            let invalidation_reason: Option<String> = row.get(5);
             if plugin.as_deref() != Some("pgoutput") {
                 lines.push(CheckLine::fail(
                     "slot",
@@ -306,15 +310,17 @@ async fn catalog_checks(
                         how_to_set(Key::SlotName)
                     ),
                 ));
-            } else if wal_status.as_deref() == Some("lost") {
+            } else if wal_status.as_deref() == Some("lost") || invalidation_reason.is_some() {
+                let reason = invalidation_reason.as_deref();
                 lines.push(CheckLine::fail(
                     "slot",
                     format!(
-                        "{slot} is invalidated: PostgreSQL removed WAL it needed \
-                         (max_slot_wal_keep_size). Changes since the bridge last confirmed are \
+                        "{slot} is invalidated: {}. Changes since the bridge last confirmed are \
                          gone from the stream.\nDrop it (SELECT pg_drop_replication_slot('{slot}');), \
                          delete the state file, and `run` again: it backfills, and finds the GLPI ids \
-                         already written back, so nothing is duplicated."
+                         already written back, so nothing is duplicated. {}.",
+                        invalidation_cause(reason),
+                        invalidation_prevention(reason)
                     ),
                 ));
             } else {
