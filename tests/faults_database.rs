@@ -232,6 +232,14 @@ async fn slot_invalidated_for_idleness_names_idle_replication_slot_timeout() {
         "{check}"
     );
     assert!(!check.contains("max_slot_wal_keep_size"), "{check}");
+    // And `status`.
+    let (_, status) = config.command(&["status"]);
+    assert!(
+        status.contains("the slot is invalidated")
+            && status.contains("idle_replication_slot_timeout")
+            && !status.contains("max_slot_wal_keep_size"),
+        "{status}"
+    );
     drop(bridge);
     drop(cluster);
 }

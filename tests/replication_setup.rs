@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use chatwoot_glpi_bridge::chatwoot::{RowOp, Table};
 use chatwoot_glpi_bridge::replication::ReplicationError;
+use chatwoot_glpi_bridge::state::mappings::GlpiPersonType;
+use chatwoot_glpi_bridge::writeback::ChatwootDb;
 use support::replication::{self as bridge, InProcessBridge};
 use support::{chatwoot, shared_cluster, Cluster, ClusterOptions, TestDb, WalLevel};
 
@@ -323,6 +325,16 @@ async fn setup_sql_gives_a_least_privilege_role_the_bridge_runs_as() {
     )
     .await;
     run.stop().await.unwrap();
+
+    // The write-back itself runs as this role: its marker message
+    // (pg_logical_emit_message, which setup-sql says needs no grant) and the
+    // additional_attributes merge.
+    let chatwoot = ChatwootDb::new(url.parse().unwrap(), 1);
+    let wrote = chatwoot
+        .write_contact(1, GlpiPersonType::User, 4242)
+        .await
+        .expect("the write-back runs as the setup-sql role");
+    assert!(wrote);
 
     // Least privilege: the write-back column only, no secrets of users.
     let as_role = support::connect(&url).await;

@@ -21,6 +21,7 @@ use crate::observability::progress::thousands;
 use crate::outbox::{self, OutboxDepth, ParkedJob};
 use crate::planner::cache::{self as planner_cache, Skip};
 use crate::replication::backfill::selection::policy_mismatch;
+use crate::replication::error::invalidation_cause;
 use crate::state::replication::{self as repl_state, ReplicationState, TableProgress};
 use crate::state::{changes, DiskUsage, State};
 
@@ -69,6 +70,8 @@ pub enum SlotReport {
         lag_bytes: Option<i64>,
         /// `reserved`, `extended`, `unreserved` or `lost` (PostgreSQL 13+).
         wal_status: Option<String>,
+        /// Why PostgreSQL invalidated it (`invalidation_reason`, 17+).
+        invalidation_reason: Option<String>,
     },
 }
 
@@ -198,8 +201,8 @@ pub async fn read_slot(config: &Config, slot_name: &str) -> anyhow::Result<SlotR
         .query_opt(
             "SELECT active_pid, confirmed_flush_lsn::text,
                     pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
-                    wal_status
-             FROM pg_replication_slots WHERE slot_name = $1",
+                    wal_status, to_jsonb(s) ->> 'invalidation_reason'
+             FROM pg_replication_slots s WHERE slot_name = $1",
             &[&slot_name],
         )
         .await
@@ -211,6 +214,7 @@ pub async fn read_slot(config: &Config, slot_name: &str) -> anyhow::Result<SlotR
             confirmed_lsn: row.get::<_, Option<String>>(1).and_then(|t| t.parse().ok()),
             lag_bytes: row.get(2),
             wal_status: row.get(3),
+            invalidation_reason: row.get(4),
         },
     })
 }
@@ -360,6 +364,7 @@ impl StatusReport {
                 confirmed_lsn,
                 lag_bytes,
                 wal_status,
+                invalidation_reason,
             } => {
                 let reader = match active_pid {
                     Some(pid) => format!("read by PostgreSQL backend pid {pid}"),
@@ -374,12 +379,12 @@ impl StatusReport {
                 let mut line = format!(
                     "slot {name}: {reader}; confirmed LSN {lsn}; lag {lag} of WAL kept for the bridge"
                 );
-                if wal_status.as_deref() == Some("lost") {
-                    line.push_str(
-                        "\n  ! the slot is invalidated (WAL it needed was removed, e.g. by \
-                         max_slot_wal_keep_size): drop it and let `run` backfill again \
+                if wal_status.as_deref() == Some("lost") || invalidation_reason.is_some() {
+                    line.push_str(&format!(
+                        "\n  ! the slot is invalidated ({}): drop it and let `run` backfill again \
                          (see the README's Operations section)",
-                    );
+                        invalidation_cause(invalidation_reason.as_deref())
+                    ));
                 } else if let Some(status) = wal_status {
                     line.push_str(&format!(" (wal_status {status})"));
                 }
@@ -427,10 +432,12 @@ impl StatusReport {
                 confirmed_lsn,
                 lag_bytes,
                 wal_status,
+                invalidation_reason,
             } => json!({
                 "checked": true, "exists": true, "active_pid": active_pid,
                 "confirmed_lsn": confirmed_lsn.map(|l| l.to_string()),
                 "lag_bytes": lag_bytes, "wal_status": wal_status,
+                "invalidation_reason": invalidation_reason,
             }),
         };
         json!({

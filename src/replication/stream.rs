@@ -8,6 +8,11 @@
 //! Idleness is judged by what was received (data vs. keepalive), never by
 //! the absence of keepalives: the walsender answers each status update with
 //! one while acknowledgements lag.
+//!
+//! PostgreSQL 14 sends every transaction that touched only unpublished
+//! tables as an empty Begin/Commit pair (15 and later skip them): such a
+//! transaction is only confirmed, never handed to the writer, so it costs no
+//! state-file commit.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
