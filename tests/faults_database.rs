@@ -12,7 +12,7 @@ mod support;
 
 use std::time::Duration;
 
-use faults_common::process::{log_tail, BridgeConfig, BridgeProcess};
+use faults_common::process::{fails_with, log_tail, BridgeConfig, BridgeProcess};
 use support::{Cluster, ClusterOptions};
 
 /// The bridge's slot as PostgreSQL reports it: (wal_status, confirmed_flush_lsn).
@@ -75,19 +75,7 @@ async fn invalidated_slot_is_reported_with_the_way_out_and_exits_once() {
 
     // Restart: one clear report with the way out, then a non-zero exit (no
     // crash loop inside the process).
-    let log_before = std::fs::read_to_string(&config.log_file)
-        .unwrap_or_default()
-        .len();
-    let mut bridge = BridgeProcess::spawn(&config);
-    let status = bridge.wait_exit(Duration::from_secs(30));
-    let log =
-        std::fs::read_to_string(&config.log_file).unwrap_or_default()[log_before..].to_owned();
-    let status = status
-        .unwrap_or_else(|| panic!("the bridge kept running on an invalidated slot; log:\n{log}"));
-    assert!(
-        !status.success(),
-        "an invalidated slot is an error exit: {status}\n{log}"
-    );
+    let log = fails_with(&config, &[]);
     let lower = log.to_lowercase();
     for needle in [
         "invalidated",
@@ -193,16 +181,7 @@ async fn slot_invalidated_for_idleness_names_idle_replication_slot_timeout() {
         "the slot must be invalidated for idleness for this test"
     );
 
-    let log_before = std::fs::read_to_string(&config.log_file)
-        .unwrap_or_default()
-        .len();
-    let mut bridge = BridgeProcess::spawn(&config);
-    let status = bridge.wait_exit(Duration::from_secs(30));
-    let log =
-        std::fs::read_to_string(&config.log_file).unwrap_or_default()[log_before..].to_owned();
-    let status = status
-        .unwrap_or_else(|| panic!("the bridge kept running on an invalidated slot; log:\n{log}"));
-    assert!(!status.success(), "an error exit: {status}\n{log}");
+    let log = fails_with(&config, &[]);
     for needle in [
         "invalidated",
         "idle_replication_slot_timeout",
@@ -240,7 +219,6 @@ async fn slot_invalidated_for_idleness_names_idle_replication_slot_timeout() {
             && !status.contains("max_slot_wal_keep_size"),
         "{status}"
     );
-    drop(bridge);
     drop(cluster);
 }
 

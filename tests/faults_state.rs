@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chatwoot_glpi_bridge::glpi_emulator::{Emulator, EmulatorConfig};
-use faults_common::process::{log_tail, BridgeConfig, BridgeProcess};
+use faults_common::process::{fails_with, log_tail, BridgeConfig, BridgeProcess};
 use support::workload::{self, Account, Expected, HookSettings, Workload};
 
 const BOUND: Duration = Duration::from_secs(90);
@@ -87,23 +87,6 @@ fn remove_state(path: &Path) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-}
-
-/// Runs the bridge expecting it to stop by itself with an error whose
-/// output contains every `needle`; returns that output.
-fn fails_with(config: &BridgeConfig, needles: &[&str]) -> String {
-    let before = std::fs::read_to_string(&config.log_file)
-        .unwrap_or_default()
-        .len();
-    let mut bridge = BridgeProcess::spawn(config);
-    let status = bridge.wait_exit(Duration::from_secs(30));
-    let log = std::fs::read_to_string(&config.log_file).unwrap_or_default()[before..].to_owned();
-    let status = status.unwrap_or_else(|| panic!("expected the bridge to stop; log:\n{log}"));
-    assert!(!status.success(), "{status}\n{log}");
-    for needle in needles {
-        assert!(log.contains(needle), "the message names {needle:?}:\n{log}");
-    }
-    log
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

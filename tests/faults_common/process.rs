@@ -154,6 +154,23 @@ impl Drop for BridgeProcess {
 }
 
 /// The last `lines` lines of a log file (for failure messages).
+/// Runs the bridge expecting it to stop by itself with an error whose
+/// output contains every `needle`; returns that output.
+pub fn fails_with(config: &BridgeConfig, needles: &[&str]) -> String {
+    let before = std::fs::read_to_string(&config.log_file)
+        .unwrap_or_default()
+        .len();
+    let mut bridge = BridgeProcess::spawn(config);
+    let status = bridge.wait_exit(Duration::from_secs(30));
+    let log = std::fs::read_to_string(&config.log_file).unwrap_or_default()[before..].to_owned();
+    let status = status.unwrap_or_else(|| panic!("expected the bridge to stop; log:\n{log}"));
+    assert!(!status.success(), "{status}\n{log}");
+    for needle in needles {
+        assert!(log.contains(needle), "the message names {needle:?}:\n{log}");
+    }
+    log
+}
+
 pub fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
