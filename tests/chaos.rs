@@ -81,11 +81,7 @@ async fn exactly_once_under_kills_restarts_and_glpi_faults() {
     let glpi = Emulator::start_on(free_addr(), EmulatorConfig::default())
         .await
         .expect("emulator");
-    let api_user_ids: Vec<i64> = glpi
-        .items("User")
-        .iter()
-        .filter_map(|u| u["id"].as_i64())
-        .collect();
+    let api_user_ids = support::workload::glpi_user_ids(&glpi);
     let account = workload::create_account(
         &db.connect().await,
         &HookSettings::for_emulator(&glpi.api_url()).json(),

@@ -296,11 +296,7 @@ async fn bad_settings_deleted_contact_and_late_enabled_integration_end_to_end() 
     let glpi = chatwoot_glpi_bridge::glpi_emulator::Emulator::start(Default::default())
         .await
         .expect("emulator");
-    let api_users: Vec<i64> = glpi
-        .items("User")
-        .iter()
-        .filter_map(|u| u["id"].as_i64())
-        .collect();
+    let api_users = support::workload::glpi_user_ids(&glpi);
     let good =
         workload::create_account(&client, &HookSettings::for_emulator(&glpi.api_url()).json())
             .await;
@@ -447,8 +443,7 @@ async fn bad_settings_deleted_contact_and_late_enabled_integration_end_to_end() 
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let (status, _) = bridge.signal_and_wait(libc::SIGTERM, Duration::from_secs(15));
-    assert!(status.is_some_and(|s| s.success()));
+    bridge.stop_cleanly(Duration::from_secs(15));
 }
 
 /// What Chatwoot can store at all: PostgreSQL refuses NUL in text and

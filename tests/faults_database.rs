@@ -247,11 +247,7 @@ async fn connections_cut_and_restarts_mid_backfill_stream_and_write_back() {
     let glpi = chatwoot_glpi_bridge::glpi_emulator::Emulator::start(Default::default())
         .await
         .expect("emulator");
-    let api_users: Vec<i64> = glpi
-        .items("User")
-        .iter()
-        .filter_map(|u| u["id"].as_i64())
-        .collect();
+    let api_users = support::workload::glpi_user_ids(&glpi);
     let admin = cluster.superuser_url("postgres");
     let control = support::connect(&admin).await;
     let account = workload::create_account(
@@ -314,6 +310,5 @@ async fn connections_cut_and_restarts_mid_backfill_stream_and_write_back() {
         "exactly once after the cuts: {} users, {} tickets, {} followups, {} write-backs",
         checked.persons, checked.tickets, checked.followups, checked.write_backs
     );
-    let (status, _) = bridge.signal_and_wait(libc::SIGTERM, Duration::from_secs(15));
-    assert!(status.is_some_and(|s| s.success()));
+    bridge.stop_cleanly(Duration::from_secs(15));
 }

@@ -132,11 +132,7 @@ async fn glpi_down_then_back_on_the_same_port() {
     let glpi = Emulator::start_on(addr, EmulatorConfig::default())
         .await
         .expect("emulator");
-    let api_users: Vec<i64> = glpi
-        .items("User")
-        .iter()
-        .filter_map(|u| u["id"].as_i64())
-        .collect();
+    let api_users = support::workload::glpi_user_ids(&glpi);
     drained(
         &client,
         account.account_id,
@@ -145,11 +141,7 @@ async fn glpi_down_then_back_on_the_same_port() {
         &config.log_file,
     )
     .await;
-    let (status, took) = bridge.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "{status:?} after {took:?}"
-    );
+    bridge.stop_cleanly(Duration::from_secs(10));
 }
 
 /// GLPI answers 503 to everything for a while, then a burst of 429s, while
@@ -161,11 +153,7 @@ async fn glpi_failing_5xx_then_429_then_recovering() {
     let glpi = Emulator::start_on(free_addr(), EmulatorConfig::default())
         .await
         .expect("emulator");
-    let api_users: Vec<i64> = glpi
-        .items("User")
-        .iter()
-        .filter_map(|u| u["id"].as_i64())
-        .collect();
+    let api_users = support::workload::glpi_user_ids(&glpi);
     let account =
         workload::create_account(&client, &HookSettings::for_emulator(&glpi.api_url()).json())
             .await;
@@ -219,9 +207,5 @@ async fn glpi_failing_5xx_then_429_then_recovering() {
         &config.log_file,
     )
     .await;
-    let (status, took) = bridge.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "{status:?} after {took:?}"
-    );
+    bridge.stop_cleanly(Duration::from_secs(10));
 }

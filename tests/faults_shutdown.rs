@@ -21,11 +21,7 @@ async fn stop_with(signal: i32) {
     let glpi = Emulator::start(EmulatorConfig::default())
         .await
         .expect("emulator");
-    let api_users: Vec<i64> = glpi
-        .items("User")
-        .iter()
-        .filter_map(|u| u["id"].as_i64())
-        .collect();
+    let api_users = support::workload::glpi_user_ids(&glpi);
     let account =
         workload::create_account(&client, &HookSettings::for_emulator(&glpi.api_url()).json())
             .await;
@@ -94,8 +90,7 @@ async fn stop_with(signal: i32) {
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
-    let (status, _) = bridge.signal_and_wait(libc::SIGTERM, EXIT_BOUND);
-    assert!(status.is_some_and(|s| s.success()));
+    bridge.stop_cleanly(EXIT_BOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,11 +39,7 @@ async fn setup(seed: u64) -> Setup {
     let glpi = Emulator::start(EmulatorConfig::default())
         .await
         .expect("emulator");
-    let api_users = glpi
-        .items("User")
-        .iter()
-        .filter_map(|u| u["id"].as_i64())
-        .collect();
+    let api_users = support::workload::glpi_user_ids(&glpi);
     let account =
         workload::create_account(&client, &HookSettings::for_emulator(&glpi.api_url()).json())
             .await;

@@ -4,7 +4,6 @@
 
 mod support;
 
-use chatwoot_glpi_bridge::glpi::decode_glpi_entities;
 use serde_json::{json, Value};
 use support::bridge::{hook_settings, BridgeEnv, BridgeSetup, SyncedHello};
 
@@ -108,11 +107,7 @@ async fn attachments_are_listed_and_late_ones_rewrite_the_followup() {
     .await;
     let ticket = env.ticket_of(conversation).await;
     env.settle().await;
-    let description = decode_glpi_entities(
-        env.emulator.item("Ticket", ticket).unwrap()["content"]
-            .as_str()
-            .unwrap(),
-    );
+    let description = env.glpi_content("Ticket", ticket);
     assert!(
         description.contains(
             "see the photo<br><br>Attachments:<br>- https://cdn.example.com/photo.png<br>"
@@ -159,11 +154,7 @@ async fn attachments_are_listed_and_late_ones_rewrite_the_followup() {
     let rewrites = puts(&env, &format!("/ITILFollowup/{followup_id}"));
     assert_eq!(rewrites.len(), 1, "{:?}", env.glpi_requests());
     assert!(posts(&env, "/ITILFollowup").is_empty());
-    let stored = decode_glpi_entities(
-        env.emulator.item("ITILFollowup", followup_id).unwrap()["content"]
-            .as_str()
-            .unwrap(),
-    );
+    let stored = env.glpi_content("ITILFollowup", followup_id);
     assert!(
         stored.contains("and one more<br><br>Attachments:<br>- https://cdn.example.com/late.png"),
         "{stored}"
@@ -373,11 +364,7 @@ async fn a_message_deleted_in_chatwoot_says_so_in_glpi() {
         .glpi_followup_id;
     let rewrites = puts(&env, &format!("/ITILFollowup/{followup}"));
     assert_eq!(rewrites.len(), 1, "{:?}", env.glpi_requests());
-    let stored = decode_glpi_entities(
-        env.emulator.item("ITILFollowup", followup).unwrap()["content"]
-            .as_str()
-            .unwrap(),
-    );
+    let stored = env.glpi_content("ITILFollowup", followup);
     assert!(
         stored.contains("This message was deleted in Chatwoot."),
         "{stored}"

@@ -7,7 +7,6 @@ mod support;
 
 use std::time::Duration;
 
-use chatwoot_glpi_bridge::glpi::decode_glpi_entities;
 use chatwoot_glpi_bridge::planner::{cache, prune};
 use chatwoot_glpi_bridge::state::mappings;
 use support::bridge::{BridgeEnv, BridgeSetup};
@@ -89,11 +88,7 @@ async fn a_pruned_message_deleted_in_chatwoot_still_says_so_in_glpi() {
             .any(|r| r.method == "POST" && r.path.contains("ITILFollowup")),
         "no second followup: {requests:?}"
     );
-    let stored = decode_glpi_entities(
-        env.emulator.item("ITILFollowup", followup).unwrap()["content"]
-            .as_str()
-            .unwrap(),
-    );
+    let stored = env.glpi_content("ITILFollowup", followup);
     assert!(
         stored.contains("This message was deleted in Chatwoot."),
         "{stored}"

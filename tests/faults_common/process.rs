@@ -104,6 +104,15 @@ impl BridgeProcess {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, then asserts the bridge exited 0 within `bound`.
+    pub fn stop_cleanly(self, bound: Duration) {
+        let (status, took) = self.signal_and_wait(libc::SIGTERM, bound);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "SIGTERM must end the bridge with 0 within {bound:?}, got {status:?} after {took:?}"
+        );
+    }
+
     /// Sends `signal` (e.g. `libc::SIGTERM`) and waits up to `bound` for the
     /// exit. Returns the status and how long the exit took (`None`: still
     /// running at the bound; it is then killed).

@@ -561,6 +561,18 @@ impl BridgeEnv {
         outbox_drained(&self.state_path, self.settle_timeout).await;
     }
 
+    /// An item's `content` in account 1's GLPI, HTML entities decoded as a
+    /// reader sees them.
+    pub fn glpi_content(&self, itemtype: &str, id: i64) -> String {
+        let item = self
+            .emulator
+            .item(itemtype, id)
+            .unwrap_or_else(|| panic!("GLPI has no {itemtype} {id}"));
+        chatwoot_glpi_bridge::glpi::decode_glpi_entities(
+            item["content"].as_str().unwrap_or_default(),
+        )
+    }
+
     /// A GLPI administrator's hands on account 1's GLPI: one API call
     /// outside the bridge (its own session); returns the HTTP status.
     pub async fn glpi_admin(
